@@ -1,0 +1,156 @@
+"""Pydantic models of the reward contract: the only place the wire types are written down."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+PROTOCOL_VERSION = "1.0"
+
+# One HTTP status per error type, used by the services to answer and by the client to decide
+# whether a failure is worth retrying.
+ERROR_STATUS: dict[str, int] = {}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageData(_Strict):
+    """An image sent with a request: inline base64 bytes, or a path under the service's image root."""
+
+    b64: str | None = Field(default=None, description="Base64 of the encoded image (PNG, JPEG, WebP).")
+    path: str | None = Field(default=None, description="Path relative to the service's image root.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ImageData:
+        if (self.b64 is None) == (self.path is None):
+            raise ValueError("an image needs exactly one of 'b64' or 'path'")
+        return self
+
+
+class ScoreItem(_Strict):
+    """One completion to score, with what the scorer may compare it against."""
+
+    completion: str = Field(description="The text to score; conversational completions are flattened.")
+    reference: str | list[str] | None = Field(
+        default=None, description="Ground truth: a solution, accepted answers or reference texts."
+    )
+    prompt: str | None = Field(default=None, description="The question text.")
+    image_id: str | None = Field(default=None, description="Key into the request's `images`.")
+    choices: list[str] | None = Field(default=None, description="Options of a multiple-choice question.")
+    meta: dict[str, Any] = Field(
+        default_factory=dict, description="Per-item facts, e.g. answer_type, precision, language."
+    )
+
+
+class ScoreRequest(_Strict):
+    """One batch to score. Each distinct image travels once, however many items share it."""
+
+    items: list[ScoreItem] = Field(min_length=1)
+    images: dict[str, ImageData] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Per-request options, validated by the service."
+    )
+
+    @model_validator(mode="after")
+    def _image_ids_resolve(self) -> ScoreRequest:
+        missing = sorted(
+            {it.image_id for it in self.items if it.image_id is not None} - self.images.keys()
+        )
+        if missing:
+            raise ValueError(f"items name image_id(s) absent from 'images': {missing[:5]}")
+        return self
+
+
+class ItemStatus(StrEnum):
+    ok = "ok"
+    unscorable = "unscorable"
+    error = "error"
+    timeout = "timeout"
+
+
+class ItemDetail(_Strict):
+    status: ItemStatus = ItemStatus.ok
+    reason: str | None = None
+    parts: dict[str, float] = Field(default_factory=dict)
+
+
+class ScoreResponse(_Strict):
+    """One reward per item, in order; `null` means the item could not be scored (see details)."""
+
+    rewards: list[float | None]
+    details: list[ItemDetail]
+    service: str
+    version: str
+    elapsed_ms: float
+
+    @model_validator(mode="after")
+    def _aligned(self) -> ScoreResponse:
+        if len(self.rewards) != len(self.details):
+            raise ValueError("rewards and details must have the same length")
+        return self
+
+
+class ErrorType(StrEnum):
+    """The closed set of whole-request failures; each maps to exactly one HTTP status."""
+
+    validation = "validation_error"
+    too_large = "payload_too_large"
+    overloaded = "overloaded"
+    upstream = "upstream_error"
+    not_ready = "not_ready"
+    unauthorized = "unauthorized"
+    not_found = "not_found"
+    internal = "internal_error"
+
+    @property
+    def status_code(self) -> int:
+        return ERROR_STATUS[self.value]
+
+
+ERROR_STATUS.update(
+    {
+        ErrorType.validation.value: 422,
+        ErrorType.too_large.value: 413,
+        ErrorType.overloaded.value: 503,
+        ErrorType.upstream.value: 502,
+        ErrorType.not_ready.value: 503,
+        ErrorType.unauthorized.value: 401,
+        ErrorType.not_found.value: 404,
+        ErrorType.internal.value: 500,
+    }
+)
+
+
+class ErrorBody(_Strict):
+    type: ErrorType
+    message: str
+    request_id: str | None = None
+
+
+class ErrorResponse(_Strict):
+    error: ErrorBody
+
+
+class ServiceLimits(_Strict):
+    max_batch: int
+    max_body_bytes: int
+    max_concurrency: int
+    max_queue: int
+
+
+class ServiceInfo(_Strict):
+    name: str
+    version: str
+    protocol_version: str = PROTOCOL_VERSION
+    score_range: tuple[float, float]
+    params_schema: dict[str, Any]
+    limits: ServiceLimits
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="Model and configuration facts that decide the scores."
+    )
+    fingerprint: str = Field(description="Hash of `config`: equal fingerprints give equal scores.")
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The framework every reward service shares: app factory, limits, errors, metrics. No scoring logic."""

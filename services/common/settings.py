@@ -1,0 +1,47 @@
+"""Settings every service shares; each service subclasses them with its own env prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Limits, auth and logging of one service.
+
+    A subclass sets `model_config = SettingsConfigDict(env_prefix="MY_SERVICE_")`, so that
+    `MY_SERVICE_MAX_BATCH=64` reaches `max_batch`.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REWARD_SERVICE_", extra="ignore")
+
+    max_batch: int = Field(default=512, ge=1, description="Most items in one request; more is a 413.")
+    max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024, description="Largest request body; more is a 413."
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, description="Requests scored at once; the rest wait in the queue."
+    )
+    max_queue: int = Field(
+        default=64, ge=0, description="Requests allowed to wait; beyond it a 503 with Retry-After."
+    )
+    retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503.")
+    auth_token: SecretStr | None = Field(
+        default=None, description="When set, every route but /healthz and /readyz needs this bearer token."
+    )
+    image_root: Path | None = Field(
+        default=None, description="Directory that `{path: ...}` images are resolved under; unset refuses paths."
+    )
+    max_image_pixels: int = Field(
+        default=40_000_000, ge=1, description="Larger images are refused per item (decompression bombs)."
+    )
+    log_level: str = Field(default="INFO")
+
+    @field_validator("auth_token")
+    @classmethod
+    def _no_placeholder_token(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and v.get_secret_value().strip() in {"", "changeme", "changethis"}:
+            raise ValueError("auth_token is empty or a placeholder; set a real secret or unset it")
+        return v

@@ -1,0 +1,1 @@
+"""Trainer: recipes, datasets, model + LoRA, reward functions over HTTP, GRPO, evaluation."""
