@@ -62,7 +62,7 @@ def decode_image(raw: bytes, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejected("image refused as a decompression bomb") from exc
-    except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt data
+    except Exception as exc:
         raise ImageRejected(f"image cannot be decoded: {type(exc).__name__}") from exc
 
 

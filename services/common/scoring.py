@@ -99,7 +99,7 @@ def score_each(
     for item in items:
         try:
             out.append(fn(item))
-        except Exception as exc:  # noqa: BLE001 - isolating items is the point
+        except Exception as exc:
             log.exception("item failed to score")
             out.append(Scored.error(f"internal error: {type(exc).__name__}"))
     return out

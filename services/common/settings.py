@@ -32,7 +32,7 @@ class ServiceSettings(BaseSettings):
         default=None, description="When set, every route but /healthz and /readyz needs this bearer token."
     )
     image_root: Path | None = Field(
-        default=None, description="Directory that `{path: ...}` images are resolved under; unset refuses paths."
+        default=None, description="Directory `{path: ...}` images are resolved under; unset refuses paths.",
     )
     max_image_pixels: int = Field(
         default=40_000_000, ge=1, description="Larger images are refused per item (decompression bombs)."

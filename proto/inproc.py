@@ -1,0 +1,58 @@
+"""inproc://<service>: a service's ASGI app served in this process, through httpx, with no socket.
+
+proto/ must not depend on services/, so the app is imported by its dotted path at run time.
+The app's lifespan runs once per process however many clients share it, so weights load once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import re
+
+import httpx
+
+_NAME = re.compile(r"^inproc://([a-z_][a-z0-9_]*)/?$")
+_STARTED: dict[str, list] = {}  # service -> [app, lifespan context, users]
+_LOCK = asyncio.Lock()
+
+
+class InprocApp:
+    def __init__(self, url: str):
+        match = _NAME.match(url)
+        if not match:
+            raise ValueError(
+                f"bad in-process URL {url!r}: expected inproc://<service>, e.g. inproc://regex_format"
+            )
+        self.service = match.group(1)
+        module_path = f"services.{self.service}.main"
+        try:
+            self.app = importlib.import_module(module_path).app
+        except ModuleNotFoundError as exc:
+            raise ValueError(
+                f"{url}: cannot import {module_path} ({exc}); is the service installed "
+                "(pip install 'rewardstack[services]')?"
+            ) from exc
+        self.transport = httpx.ASGITransport(app=self.app)
+        self._entered = False
+
+    async def start(self) -> None:
+        async with _LOCK:
+            entry = _STARTED.get(self.service)
+            if entry is None:
+                ctx = self.app.router.lifespan_context(self.app)
+                await ctx.__aenter__()
+                entry = _STARTED[self.service] = [self.app, ctx, 0]
+            entry[2] += 1
+            self._entered = True
+
+    async def stop(self) -> None:
+        if not self._entered:
+            return
+        self._entered = False
+        async with _LOCK:
+            entry = _STARTED[self.service]
+            entry[2] -= 1
+            if entry[2] == 0:
+                del _STARTED[self.service]
+                await entry[1].__aexit__(None, None, None)
