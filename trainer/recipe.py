@@ -1,0 +1,335 @@
+"""The training recipe: one YAML file, validated by pydantic, with `--set a.b=value` overrides.
+
+Sections:
+
+> model
+    id, dtype, attn_implementation, load_in_4bit, gradient_checkpointing, freeze_vision
+    (image resizing is `data.image_size`)
+> lora
+    enabled, r, alpha, dropout, target_modules; `lora: null` (or `enabled: false`) trains every weight
+> data
+    the dataset, validated by `trainer.data.config.DataConfig`
+> rewards
+    one entry per reward service: name, url or urls, weight, params, timeout_s, on_error,
+    max_failed_fraction, window, token_env
+> grpo
+    handed to TRL's `GRPOConfig` as is; unknown keys are refused by name
+> vllm
+    mode none|colocate|server and its settings (they become GRPOConfig's `use_vllm`, `vllm_*`)
+> output, resume
+    where the run writes; `resume: false | auto | PATH`
+
+Like TRL's `__post_init__`, bad combinations fail here, before a model is loaded, with a
+message that names the fields and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from trainer.data.config import DataConfig
+
+# Keys of GRPOConfig the recipe sets from its other sections; a `grpo:` value for them would be
+# silently overwritten, so it is refused with a pointer to the section that owns it.
+_OWNED_GRPO_KEYS = {
+    "output_dir": "output.dir",
+    "reward_weights": "rewards[].weight",
+    "resume_from_checkpoint": "resume",
+    "use_vllm": "vllm.mode",
+    "vllm_mode": "vllm.mode",
+    "vllm_server_base_url": "vllm.server_url",
+    "vllm_gpu_memory_utilization": "vllm.gpu_memory_utilization",
+    "vllm_tensor_parallel_size": "vllm.tensor_parallel_size",
+    "vllm_enable_sleep_mode": "vllm.enable_sleep_mode",
+    "vllm_max_model_length": "vllm.max_model_length",
+    "gradient_checkpointing": "model.gradient_checkpointing",
+}
+_URL_SCHEMES = ("http://", "https://", "inproc://")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-5` as a float: PyYAML follows YAML 1.1, where an exponent
+    without a dot is a string, and a learning rate written that way would reach TRL as text."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file and the key to fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    id: str = Field(description="Hub id or local directory of an image-text-to-text model.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    attn_implementation: str | None = Field(
+        default=None, description="e.g. sdpa, eager, flash_attention_2; None lets transformers pick."
+    )
+    load_in_4bit: bool = Field(default=False, description="bitsandbytes NF4; needs a CUDA GPU.")
+    gradient_checkpointing: bool = False
+    freeze_vision: bool = Field(default=False, description="Keep the vision tower's weights fixed.")
+    trust_remote_code: bool = False
+
+
+class LoraSection(_Section):
+    enabled: bool = True
+    r: int = Field(default=8, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = Field(
+        default="all-linear", description="Module names or a regex; 'all-linear' for every linear layer."
+    )
+    language_only: bool = Field(
+        default=False, description="Adapt the language model only, never modules of the vision tower."
+    )
+
+
+class RewardEntry(_Section):
+    name: str = Field(description="Unique; TRL logs rewards/<name>/mean.")
+    url: str | None = None
+    urls: list[str] | None = Field(default=None, description="Several replicas, balanced client-side.")
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict, description="Sent with every request.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Deadline for one batch, retries included.")
+    on_error: Literal["skip", "abort"] = "skip"
+    max_failed_fraction: float = Field(
+        default=0.25, ge=0.0, le=1.0,
+        description="skip: stop once more than this fraction of the last `window` calls failed.",
+    )
+    window: int = Field(default=20, gt=0, description="How many recent calls the failed fraction covers.")
+    token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"reward name {v!r} must be a Python identifier (letters, digits, _)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> RewardEntry:
+        if (self.url is None) == (self.urls is None):
+            raise ValueError(f"reward {self.name!r}: give exactly one of 'url' or 'urls'")
+        for u in self.endpoints:
+            if not u.startswith(_URL_SCHEMES):
+                raise ValueError(f"reward {self.name!r}: url {u!r} must start with one of {_URL_SCHEMES}")
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.url] if self.url is not None else list(self.urls or [])
+
+
+class VllmSection(_Section):
+    mode: Literal["none", "colocate", "server"] = "none"
+    server_url: str | None = Field(default=None, description="Base URL of `trl vllm-serve` (mode: server).")
+    gpu_memory_utilization: float = Field(default=0.3, gt=0.0, le=1.0)
+    tensor_parallel_size: int = Field(default=1, gt=0)
+    enable_sleep_mode: bool = False
+    max_model_length: int | None = None
+
+    @model_validator(mode="after")
+    def _server_needs_url(self) -> VllmSection:
+        if self.mode == "server" and not self.server_url:
+            raise ValueError("vllm.mode is 'server' but vllm.server_url is not set")
+        return self
+
+    def grpo_kwargs(self) -> dict[str, Any]:
+        if self.mode == "none":
+            return {"use_vllm": False}
+        kw: dict[str, Any] = {
+            "use_vllm": True,
+            "vllm_mode": self.mode,
+            "vllm_gpu_memory_utilization": self.gpu_memory_utilization,
+            "vllm_tensor_parallel_size": self.tensor_parallel_size,
+            "vllm_enable_sleep_mode": self.enable_sleep_mode,
+            "vllm_max_model_length": self.max_model_length,
+        }
+        if self.server_url:
+            kw["vllm_server_base_url"] = self.server_url
+        return kw
+
+
+class OutputSection(_Section):
+    dir: Path = Field(description="Checkpoints, adapter/, metrics.jsonl, resolved_recipe.yaml.")
+
+
+class Recipe(_Section):
+    description: str = ""
+    model: ModelSection
+    lora: LoraSection | None = Field(default_factory=LoraSection)
+    data: DataConfig
+    rewards: list[RewardEntry] = Field(min_length=1)
+    grpo: dict[str, Any] = Field(default_factory=dict)
+    vllm: VllmSection = Field(default_factory=VllmSection)
+    output: OutputSection
+    resume: Literal[False, "auto"] | Path = False
+
+    @field_validator("resume", mode="before")
+    @classmethod
+    def _resume_spelling(cls, v: Any) -> Any:
+        if v is True:
+            raise ValueError(
+                "resume: true is ambiguous; write 'auto' (latest checkpoint) or a checkpoint path"
+            )
+        return v
+
+    @field_validator("grpo")
+    @classmethod
+    def _grpo_keys(cls, grpo: dict[str, Any]) -> dict[str, Any]:
+        for key in grpo:
+            if key in _OWNED_GRPO_KEYS:
+                raise ValueError(f"grpo.{key} is set by the recipe's {_OWNED_GRPO_KEYS[key]}; set it there")
+            if key not in grpo_config_fields():
+                close = _close_matches(key)
+                raise ValueError(f"grpo.{key} is not a GRPOConfig field{close}")
+        return grpo
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        names = [r.name for r in self.rewards]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"reward names must be unique; repeated: {dupes}")
+        _check_batch(self.grpo)
+        if self.lora is not None and self.lora.enabled is False:
+            self.lora = None
+        return self
+
+    @property
+    def lora_enabled(self) -> bool:
+        return self.lora is not None
+
+    def grpo_kwargs(self) -> dict[str, Any]:
+        """Everything GRPOConfig receives: the grpo section plus what the other sections decide."""
+        kw = dict(self.grpo)
+        kw.update(self.vllm.grpo_kwargs())
+        kw["output_dir"] = str(self.output.dir)
+        kw["reward_weights"] = [r.weight for r in self.rewards]
+        kw["gradient_checkpointing"] = self.model.gradient_checkpointing
+        return kw
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _check_batch(grpo: dict[str, Any]) -> None:
+    g = grpo.get("num_generations", 8)
+    if not isinstance(g, int) or g < 2:
+        raise ValueError(f"grpo.num_generations must be an integer >= 2 (got {g!r}): GRPO compares a group")
+    if grpo.get("generation_batch_size") is not None:
+        size, what = grpo["generation_batch_size"], "grpo.generation_batch_size"
+    else:
+        bs = grpo.get("per_device_train_batch_size", 8)
+        per = "steps_per_generation" if grpo.get("steps_per_generation") else "gradient_accumulation_steps"
+        steps = grpo.get(per, 1)
+        size = bs * steps
+        what = f"grpo.per_device_train_batch_size ({bs}) × grpo.{per} ({steps})"
+    if size % g:
+        raise ValueError(
+            f"{what} = {size} must be a multiple of grpo.num_generations ({g}), so that every prompt's "
+            "group of completions lands in one generation batch; change one of them"
+        )
+
+
+@functools.cache
+def grpo_config_fields() -> frozenset[str]:
+    from trl import GRPOConfig  # deferred: importing trl costs seconds, a recipe check should not
+
+    return frozenset(f.name for f in dataclasses.fields(GRPOConfig))
+
+
+def _close_matches(key: str) -> str:
+    import difflib
+
+    near = difflib.get_close_matches(key, sorted(grpo_config_fields()), n=3)
+    return f" (did you mean {', '.join(near)}?)" if near else " (see trl.GRPOConfig for the list)"
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe, apply `a.b=value` overrides (values parsed as YAML) and validate it."""
+    path = Path(path)
+    try:
+        raw = yaml_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"recipe {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise RecipeError(f"recipe {path} must be a mapping of sections (model, data, rewards, ...)")
+    for item in overrides or []:
+        _apply_override(raw, item, path)
+    return parse_recipe(raw, source=str(path))
+
+
+def parse_recipe(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise RecipeError(f"recipe {source} is invalid:\n  " + "\n  ".join(lines)) from None
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"override {item!r} must look like section.key=value")
+    parts = key.strip().split(".")
+    try:
+        value = yaml_load(text)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"override {key}: value {text!r} is not valid YAML: {exc}") from exc
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_index(part, node, where, path)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise RecipeError(f"override {key}: {where} in {path} is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key, path)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise RecipeError(f"override {key}: {'.'.join(parts[:-1])} in {path} is a value, not a section")
+
+
+def _index(part: str, node: list[Any], where: str, path: Path) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise RecipeError(
+            f"override {where}: {path} has a list of {len(node)} here; use an index 0..{len(node) - 1}"
+        )
+    return int(part)
