@@ -32,9 +32,12 @@ class DataConfig(BaseModel):
         image_root: folder that relative image paths resolve under (ViVQA-X: the COCO folder; jsonl:
             defaults to the JSONL file's folder).
         split: dataset split; `train` by default, `testmini` for MathVista.
-        eval_split: split `rewardstack eval` reads; defaults to `split`.
+        eval_split: split `rewardstack eval` reads from a hub source; defaults to `split`.
+        eval_path: annotation file `rewardstack eval` reads for `vivqa_x` / `jsonl`; defaults to `path`.
         streaming: stream from the hub instead of downloading the whole split (with `limit`).
         limit: keep the first N usable rows (for `synthetic`: how many to draw, 64 by default).
+        answer_types: keep only rows whose `meta.answer_type` is listed (MathVista: integer, float,
+            text, list; ViVQA-X: yes/no, number, other); the rest are counted as filtered.
 
     Parameters that shape the rows:
         image_size: resize every image to W×H RGB; one integer means a square. None keeps the size.
@@ -52,8 +55,10 @@ class DataConfig(BaseModel):
     image_root: Path | None = None
     split: str | None = None
     eval_split: str | None = None
+    eval_path: Path | None = None
     streaming: bool = False
     limit: int | None = Field(default=None, ge=1)
+    answer_types: list[str] | None = None
     image_size: tuple[int, int] | None = None
     system_prompt: str | None = None
     format_instruction: str | None = None
