@@ -184,10 +184,8 @@ class RewardClient:
                     timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
                 )
             except httpx.TimeoutException as exc:
-                if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                    cause = f"{type(exc).__name__}"
-                else:
-                    cause = f"no response within the deadline ({type(exc).__name__})"
+                earlier = f"; before that {cause}" if attempt else ""
+                cause = f"no response within the deadline ({type(exc).__name__}){earlier}"
             except _CONNECTION_ERRORS as exc:
                 cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
             else:

@@ -55,7 +55,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
         await anyio.to_thread.run_sync(scorer.load)
         for warning in _warnings(scorer):
             log.warning("%s: %s", scorer.name, warning)
-        state.loaded = True
+        state.loaded, state.draining = True, False
         log.info("%s ready (max_batch=%d)", scorer.name, settings.max_batch)
         try:
             yield

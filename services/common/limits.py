@@ -9,8 +9,16 @@ from proto.models import ErrorType
 from services.common.errors import ServiceError, send_error
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _too_large_message(max_bytes: int) -> str:
+    return (f"request body is over the service's limit of {max_bytes} bytes; "
+            "send fewer items per request or raise <SERVICE>_MAX_BODY_BYTES")
+
+
+class _BodyTooLarge(ServiceError):
+    """Raised from inside `receive`, so a route reading the body answers with the typed 413."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(ErrorType.too_large, _too_large_message(max_bytes))
 
 
 class BodyLimitMiddleware:
@@ -39,7 +47,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    raise _BodyTooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message):
@@ -55,11 +63,7 @@ class BodyLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send):
-        await send_error(
-            send, ErrorType.too_large,
-            f"request body is over the service's limit of {self.max_bytes} bytes; "
-            "send fewer items per request or raise <SERVICE>_MAX_BODY_BYTES",
-        )
+        await send_error(send, ErrorType.too_large, _too_large_message(self.max_bytes))
 
 
 class Gate:
