@@ -1,0 +1,1 @@
+"""vqa_accuracy: how right a short answer is against human answers (VQA accuracy, ANLS, exact, ...)."""
