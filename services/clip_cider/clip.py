@@ -1,0 +1,180 @@
+"""CLIP embeddings through open_clip: one model on one device, an image-embedding LRU cache, micro-batches."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+from PIL import Image
+
+from services.clip_cider.batching import MicroBatcher
+
+log = logging.getLogger(__name__)
+
+# Hessel et al. (2021): the prompt prefix and the rescaling weight of CLIPScore.
+PROMPT_PREFIX = "A photo depicts "
+CLIP_WEIGHT = 2.5
+
+_registered_configs: set[Path] = set()
+_registry_lock = threading.Lock()
+
+
+def clip_score(image_emb: torch.Tensor, text_emb: torch.Tensor) -> float:
+    """CLIPScore of L2-normalised embeddings: 2.5 * max(cos, 0), in [0, 2.5]."""
+    return CLIP_WEIGHT * max(float(torch.dot(image_emb, text_emb)), 0.0)
+
+
+def register_model_config(path: Path) -> None:
+    """Make an architecture JSON (or a directory of them) known to open_clip under its file stem."""
+    path = path.resolve()
+    if not path.exists():
+        raise ValueError(f"open_clip model config {path} does not exist; fix CLIP_CIDER_CLIP_MODEL_CONFIG")
+    with _registry_lock:
+        if path not in _registered_configs:
+            open_clip.add_model_config(path)
+            _registered_configs.add(path)
+
+
+class EmbeddingCache:
+    """A thread-safe LRU of embeddings keyed by content hash, counting hits and misses."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, torch.Tensor]:
+        found: dict[str, torch.Tensor] = {}
+        with self._lock:
+            for key in keys:
+                emb = self._data.get(key)
+                if emb is None:
+                    self.misses += 1
+                else:
+                    self._data.move_to_end(key)
+                    found[key] = emb
+                    self.hits += 1
+        return found
+
+    def put_many(self, items: dict[str, torch.Tensor]) -> None:
+        if self.capacity <= 0:
+            return
+        with self._lock:
+            for key, emb in items.items():
+                self._data[key] = emb
+                self._data.move_to_end(key)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Which CLIP to build and where: the facts that decide its embeddings."""
+
+    model: str
+    pretrained: str = ""  # open_clip tag or local checkpoint path; "" = seeded random init
+    device: str = "auto"
+    seed: int = 0
+    model_config: Path | None = None
+    cache_dir: Path | None = None
+
+    @property
+    def random_init(self) -> bool:
+        return not self.pretrained
+
+    def resolved_device(self) -> str:
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+
+class ClipEmbedder:
+    """Builds the model once (`load`), then embeds images and texts through one device thread."""
+
+    def __init__(self, spec: ClipSpec, *, batch_rows: int = 64, batch_wait_s: float = 0.002,
+                 cache_size: int = 4096) -> None:
+        self.spec = spec
+        self.device = spec.resolved_device()
+        self.cache = EmbeddingCache(cache_size)
+        self._batcher = MicroBatcher(self._forward, batch_rows, batch_wait_s)
+        self.model: torch.nn.Module | None = None
+        self.preprocess = None
+        self.tokenizer = None
+        self.context_length = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self._batcher.running
+
+    def load(self) -> None:
+        """Build the model (no download when `pretrained` is empty), start the device thread, warm up."""
+        spec = self.spec
+        if spec.model_config is not None:
+            register_model_config(spec.model_config)
+        if spec.random_init:
+            log.warning("CLIP %s has RANDOM weights (seed %d): scores mean nothing; for tests only",
+                        spec.model, spec.seed)
+        # Seeding a forked RNG makes random weights reproducible without touching global state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                spec.model, pretrained=spec.pretrained or None, device=self.device,
+                pretrained_image=False, pretrained_text=False,
+                cache_dir=str(spec.cache_dir) if spec.cache_dir else None,
+            )
+        model.eval()
+        self.tokenizer = open_clip.get_tokenizer(spec.model)
+        self.context_length = int(self.tokenizer.context_length or model.context_length)
+        self.model, self.preprocess = model, preprocess
+        self._batcher.start()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        self.embed_images([Image.new("RGB", (8, 8), (127, 127, 127))])
+        self.embed_texts([PROMPT_PREFIX + "warm-up"])
+        log.info("CLIP %s on %s warmed up (context %d tokens)", self.spec.model, self.device,
+                 self.context_length)
+
+    def close(self) -> None:
+        self._batcher.close()
+        self.model = None
+
+    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """L2-normalised embeddings, one row per image, on the CPU."""
+        pixels = torch.stack([self.preprocess(img) for img in images])
+        return self._batcher.submit("image", pixels)
+
+    def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """L2-normalised embeddings, one row per text; the tokenizer truncates to the context length."""
+        return self._batcher.submit("text", self.tokenizer(list(texts)))
+
+    def _forward(self, kind: str, rows: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            rows = rows.to(self.device, non_blocking=True)
+            if kind == "image":
+                out = self.model.encode_image(rows, normalize=True)
+            else:
+                out = self.model.encode_text(rows, normalize=True)
+            return out.float().cpu()
+
+    def stats(self) -> dict[str, int]:
+        """Counters for tests and metrics: cache traffic, rows embedded, device forward passes."""
+        return {
+            "image_cache_hits": self.cache.hits,
+            "image_cache_misses": self.cache.misses,
+            "image_cache_size": len(self.cache),
+            "images_embedded": self._batcher.rows["image"],
+            "texts_embedded": self._batcher.rows["text"],
+            "forward_passes": self._batcher.forward_passes,
+        }

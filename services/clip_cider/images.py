@@ -1,0 +1,70 @@
+"""A request's images to CLIP embeddings: each distinct image once, cached across requests by content hash."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from proto.models import ImageData, ScoreItem
+from services.clip_cider.clip import ClipEmbedder
+from services.common.images import ImageRejected, content_hash, decode_image, image_bytes
+
+# image_id -> its embedding, or the reason it was refused
+ImageEmbeddings = dict[str, torch.Tensor | str]
+
+
+def embed_request_images(
+    embedder: ClipEmbedder,
+    items: Sequence[ScoreItem],
+    images: Mapping[str, ImageData],
+    root: Path | None,
+    max_pixels: int,
+) -> ImageEmbeddings:
+    """Embeddings of the images `items` use; a bad image costs only the items that use it.
+
+    Images are keyed by the hash of their encoded bytes, so the K completions of a GRPO group, two
+    ids naming the same file, and the same image in a later request all share one embedding.
+    """
+    result: ImageEmbeddings = {}
+    hash_of: dict[str, str] = {}
+    raw_of: dict[str, bytes] = {}
+    for image_id in dict.fromkeys(it.image_id for it in items if it.image_id is not None):
+        data = images.get(image_id)
+        if data is None:
+            result[image_id] = f"image_id {image_id!r} is not in the request's images"
+            continue
+        try:
+            raw = image_bytes(data, root)
+        except ImageRejected as exc:
+            result[image_id] = str(exc)
+            continue
+        hash_of[image_id] = digest = content_hash(raw)
+        raw_of.setdefault(digest, raw)
+
+    found: dict[str, torch.Tensor | str] = dict(embedder.cache.get_many(list(raw_of)))
+    found.update(_embed_missing(embedder, {h: r for h, r in raw_of.items() if h not in found}, max_pixels))
+    for image_id, digest in hash_of.items():
+        result[image_id] = found[digest]
+    return result
+
+
+def _embed_missing(
+    embedder: ClipEmbedder, raw_of: dict[str, bytes], max_pixels: int
+) -> dict[str, torch.Tensor | str]:
+    out: dict[str, torch.Tensor | str] = {}
+    decoded: dict[str, Image.Image] = {}
+    for digest, raw in raw_of.items():
+        try:
+            decoded[digest] = decode_image(raw, max_pixels)
+        except ImageRejected as exc:
+            out[digest] = str(exc)
+    if decoded:
+        embeddings = embedder.embed_images(list(decoded.values()))
+        # clone(): a cached row must not keep the whole batch's tensor alive.
+        fresh = {d: e.clone() for d, e in zip(decoded, embeddings, strict=True)}
+        embedder.cache.put_many(fresh)
+        out.update(fresh)
+    return out

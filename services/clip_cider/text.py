@@ -1,0 +1,48 @@
+"""Text of the explanation reward: the explanation out of a completion, and CIDEr tokenization."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+_TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+def tokenize(text: str) -> list[str]:
+    """CIDEr tokens without the Java PTB tokenizer: NFC, lower case, punctuation out, split on space.
+
+    Punctuation is every Unicode category P* character; it becomes a space, so "dog,cat" is two
+    words. Letters of any script survive, and NFC makes a decomposed Vietnamese "ệ" equal to the
+    precomposed one, so references and candidates written either way match.
+
+    >>> tokenize("Con mèo, đang NGỦ!")
+    ['con', 'mèo', 'đang', 'ngủ']
+    """
+    text = unicodedata.normalize("NFC", text).lower()
+    return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text).split()
+
+
+def check_tag_name(tag: str) -> str:
+    """The tag name itself, or a ValueError naming the allowed form."""
+    if not _TAG_NAME.match(tag):
+        raise ValueError(f"tag name {tag!r} must be letters, digits, '_' or '-', starting with a letter")
+    return tag
+
+
+@lru_cache(maxsize=32)
+def _tag_pattern(tag: str) -> re.Pattern[str]:
+    return re.compile(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL | re.IGNORECASE)
+
+
+def extract_explanation(completion: str, tag: str | None) -> str:
+    """The content of the last `<tag>...</tag>` when there is one, else the whole completion.
+
+    >>> extract_explanation("<answer>yes</answer><explain> a dog runs </explain>", "explain")
+    'a dog runs'
+    """
+    if tag:
+        found = _tag_pattern(tag).findall(completion)
+        if found:
+            return found[-1].strip()
+    return completion.strip()

@@ -1,0 +1,115 @@
+"""CIDEr-D against the golden file and against pycocoevalcap itself; tokenization; corpus files."""
+
+import random
+import unicodedata
+
+import pytest
+from pycocoevalcap.cider.cider import Cider
+
+from services.clip_cider.cider import CiderD, load_corpus
+from services.clip_cider.text import extract_explanation, tokenize
+from tests.services.clip_cider.support import GOLDEN, GOLDEN_PATH
+
+VOCAB = [
+    "a", "the", "dog", "cat", "man", "woman", "is", "on", "in", "near", "red", "big", "small",
+    "running", "sitting", "table", "street", "because", "it", "yes", "no",
+    "con", "mèo", "đang", "ngủ", "trên", "bàn",
+]
+
+
+def pycoco(candidates, references):
+    """pycocoevalcap's per-item CIDEr-D over one batch of pre-tokenised strings."""
+    gts = {i: refs for i, refs in enumerate(references)}
+    res = {i: [c] for i, c in enumerate(candidates)}
+    return list(Cider().compute_score(gts, res)[1])
+
+
+def sentence(rng, lo=0, hi=14):
+    return " ".join(rng.choice(VOCAB) for _ in range(rng.randint(lo, hi)))
+
+
+class TestGolden:
+    def test_corpus_document_frequencies_reproduce_every_golden_value(self):
+        cider = CiderD.from_reference_sets(
+            [[tokenize(r) for r in row["references"]] for row in GOLDEN]
+        )
+        for row in GOLDEN:
+            got = cider.score(tokenize(row["candidate"]), [tokenize(r) for r in row["references"]])
+            assert got == pytest.approx(row["cider_d"], abs=1e-9), row
+
+    def test_golden_file_is_already_tokenised(self):
+        for row in GOLDEN:
+            for text in [row["candidate"], *row["references"]]:
+                assert " ".join(tokenize(text)) == text
+
+
+class TestAgainstPycocoevalcap:
+    @pytest.mark.parametrize("seed", range(6))
+    def test_random_batches_agree_item_by_item(self, seed):
+        rng = random.Random(seed)
+        n = rng.choice([1, 2, 5, 30])
+        refs = [[sentence(rng, 1) for _ in range(rng.randint(1, 5))] for _ in range(n)]
+        cands = [sentence(rng) for _ in range(n)]
+        cider = CiderD.from_reference_sets([[r.split() for r in rs] for rs in refs])
+        ours = [cider.score(c.split(), [r.split() for r in rs]) for c, rs in zip(cands, refs, strict=True)]
+        assert ours == pytest.approx(pycoco(cands, refs), abs=1e-9)
+
+    def test_edge_cases_agree(self):
+        cands = ["", "dog", "dog dog dog dog dog", "a dog is on the table", "a dog is on the table"]
+        refs = [["a dog"], ["dog"], ["dog", "a dog is here"], ["a dog is on the table"] * 3,
+                ["completely different words here today please"]]
+        cider = CiderD.from_reference_sets([[r.split() for r in rs] for rs in refs])
+        ours = [cider.score(c.split(), [r.split() for r in rs]) for c, rs in zip(cands, refs, strict=True)]
+        assert ours == pytest.approx(pycoco(cands, refs), abs=1e-9)
+        assert ours[0] == 0.0
+
+
+class TestTokenize:
+    def test_lower_case_and_punctuation_become_spaces(self):
+        words = ["a", "dog", "running", "fast", "dog", "s", "toy"]
+        assert tokenize("A Dog, running!  (Fast)... dog's-toy") == words
+
+    def test_vietnamese_letters_survive_and_nfc_equates_spellings(self):
+        composed = "Con mèo đang ngủ trên bàn."
+        decomposed = unicodedata.normalize("NFD", composed)
+        assert decomposed != composed
+        assert tokenize(decomposed) == tokenize(composed) == ["con", "mèo", "đang", "ngủ", "trên", "bàn"]
+
+
+class TestExplanation:
+    def test_last_explain_tag_wins(self):
+        text = "<explain>first</explain><answer>yes</answer><explain>\n the second one\n</explain>"
+        assert extract_explanation(text, "explain") == "the second one"
+
+    def test_without_the_tag_the_whole_completion(self):
+        text = "just text <answer>x</answer>"
+        assert extract_explanation(f"  {text} ", "explain") == text
+        assert extract_explanation("<explain>x</explain>", None) == "<explain>x</explain>"
+
+    def test_other_tag_name(self):
+        assert extract_explanation("<REASON>because</REASON>", "REASON") == "because"
+
+
+class TestCorpusFile:
+    def test_hash_and_sets(self):
+        corpus = load_corpus(GOLDEN_PATH)
+        assert len(corpus.reference_sets) == len(GOLDEN)
+        assert corpus.reference_sets[3] == GOLDEN[3]["references"]
+        assert len(corpus.sha256) == 64
+
+    @pytest.mark.parametrize(("content", "needle"), [
+        ('{"references": ["a b"]}\nnot json\n', ":2: not JSON"),
+        ('{"references": []}\n', ":1: expected an object with a non-empty 'references'"),
+        ('{"refs": ["a"]}\n', ":1: expected"),
+        ("\n\n", "has no lines"),
+    ])
+    def test_bad_files_name_the_line(self, tmp_path, content, needle):
+        path = tmp_path / "corpus.jsonl"
+        path.write_text(content)
+        with pytest.raises(ValueError, match=needle.replace("(", r"\(")):
+            load_corpus(path)
+
+    def test_missing_file_names_the_setting(self, tmp_path):
+        with pytest.raises(ValueError, match="CLIP_CIDER_CORPUS_PATH"):
+            load_corpus(tmp_path / "absent.jsonl")
+
