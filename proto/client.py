@@ -49,6 +49,7 @@ class RewardRequestError(RuntimeError):
 class _Endpoint:
     def __init__(self, url: str, token: str | None, connect_timeout: float):
         self.url = url.rstrip("/")
+        self.connect_timeout = connect_timeout
         self.inproc = InprocApp(url) if url.startswith("inproc://") else None
         headers = {"authorization": f"Bearer {token}"} if token else {}
         transport = self.inproc.transport if self.inproc else None
@@ -181,7 +182,7 @@ class RewardClient:
             try:
                 resp = await ep.http.request(
                     method, path, content=payload, headers=_JSON if payload is not None else None,
-                    timeout=httpx.Timeout(remaining, connect=min(remaining, 5.0)),
+                    timeout=httpx.Timeout(remaining, connect=min(remaining, ep.connect_timeout)),
                 )
             except httpx.TimeoutException as exc:
                 earlier = f"; before that {cause}" if attempt else ""

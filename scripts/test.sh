@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# README command 2: create or reuse .venv, install everything the tests need, lint, run the tests.
+# Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/proto -x`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch/torchvision are pinned in pyproject (2.14.1 / 0.29.1): nothing may pull another build in.
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+.venv/bin/python -m proto.schema --check
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest "$@"
