@@ -1,0 +1,129 @@
+"""Images in clip_cider: per-request dedup, the cross-request cache, confinement to the root, bad images."""
+
+import os
+
+import pytest
+from PIL import Image
+from prometheus_client import CollectorRegistry, generate_latest
+
+from proto.models import ImageData, ItemStatus, ScoreItem
+from services.clip_cider.scorer import ClipCiderParams
+from services.common.scoring import Batch
+from tests.services.clip_cider.support import b64, encode, image, loaded, settings_for
+
+MAX_PIXELS = 200_000
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    base = tmp_path_factory.mktemp("images")
+    (base / "root" / "sub").mkdir(parents=True)
+    (base / "root" / "sub" / "ok.png").write_bytes(encode(image(100)))
+    (base / "outside.png").write_bytes(encode(image(101)))
+    os.symlink(base / "outside.png", base / "root" / "escape.png")
+    os.symlink(base / "root" / "sub" / "ok.png", base / "root" / "alias.png")
+    return base / "root"
+
+
+@pytest.fixture(scope="module")
+def scorer(tiny_config, root):
+    with loaded(settings_for(tiny_config, image_root=root, max_image_pixels=MAX_PIXELS)) as s:
+        yield s
+
+
+def run(scorer, items, images):
+    return scorer.score(Batch(items=items, images={k: ImageData(**v) for k, v in images.items()},
+                              params=ClipCiderParams()))
+
+
+def delta(scorer, fn):
+    before = scorer.embedder.stats()
+    out = fn()
+    after = scorer.embedder.stats()
+    return out, {k: after[k] - before[k] for k in before}
+
+
+def grpo_items(image_ids, k):
+    """K completions per image, the shape of a GRPO batch."""
+    return [ScoreItem(completion=f"<answer>x</answer><explain>a photo of noise {j}</explain>", image_id=i)
+            for i in image_ids for j in range(k)]
+
+
+def test_one_embedding_per_distinct_image(scorer):
+    raw = [encode(image(s)) for s in (10, 11)]
+    # "c" carries the same bytes as "a": content, not id, decides what is embedded.
+    images = {"a": b64(raw[0]), "b": b64(raw[1]), "c": b64(raw[0])}
+    results, d = delta(scorer, lambda: run(scorer, grpo_items(["a", "b", "c"], 8), images))
+    assert d["images_embedded"] == 2
+    assert d["image_cache_misses"] == 2
+    assert d["texts_embedded"] == 8  # eight distinct texts, shared by the three images
+    assert all(r.status == ItemStatus.ok for r in results)
+    assert [r.parts["clip"] for r in results[:8]] == [r.parts["clip"] for r in results[16:]]
+
+
+def test_cache_hit_across_requests_is_counted(scorer):
+    images = {"x": b64(encode(image(20))), "y": b64(encode(image(21)))}
+    items = grpo_items(["x", "y"], 2)
+    first, d1 = delta(scorer, lambda: run(scorer, items, images))
+    second, d2 = delta(scorer, lambda: run(scorer, items, images))
+    assert (d1["image_cache_misses"], d1["image_cache_hits"], d1["images_embedded"]) == (2, 0, 2)
+    assert (d2["image_cache_misses"], d2["image_cache_hits"], d2["images_embedded"]) == (0, 2, 0)
+    assert [r.parts["clip"] for r in first] == [r.parts["clip"] for r in second]
+
+
+def test_cache_counters_reach_prometheus(scorer):
+    registry = CollectorRegistry()
+    scorer.register_metrics(registry)
+    run(scorer, grpo_items(["p"], 1), {"p": b64(encode(image(30)))})
+    run(scorer, grpo_items(["p"], 1), {"p": b64(encode(image(30)))})
+    text = generate_latest(registry).decode()
+    stats = scorer.embedder.stats()
+    assert f"clip_cider_image_cache_hits_total {float(stats['image_cache_hits'])}" in text
+    assert f"clip_cider_image_cache_misses_total {float(stats['image_cache_misses'])}" in text
+    assert 'clip_cider_embedded_total{kind="image"}' in text
+
+
+def test_paths_resolve_under_the_root_only(scorer, root):
+    images = {
+        "ok": {"path": "sub/ok.png"},
+        "alias": {"path": "alias.png"},  # a link that stays inside the root is fine
+        "dotdot": {"path": "../outside.png"},
+        "absolute": {"path": str(root.parent / "outside.png")},
+        "escape": {"path": "escape.png"},
+        "missing": {"path": "nope.png"},
+    }
+    results = run(scorer, grpo_items(list(images), 1), images)
+    by_id = dict(zip(images, results, strict=True))
+    assert by_id["ok"].status == by_id["alias"].status == ItemStatus.ok
+    assert by_id["ok"].parts == by_id["alias"].parts
+    for bad, needle in [("dotdot", "'..'"), ("absolute", "relative"), ("escape", "leaves the image root"),
+                        ("missing", "cannot be read")]:
+        assert by_id[bad].reward is None, bad
+        assert by_id[bad].status == ItemStatus.unscorable
+        assert by_id[bad].reason.startswith("image rejected:") and needle in by_id[bad].reason, bad
+
+
+def test_bad_images_cost_only_their_items(scorer):
+    bomb = encode(Image.new("RGB", (1000, 1000), (0, 0, 0)))  # small file, 1e6 pixels > the cap
+    gif = encode(Image.new("RGB", (8, 8)), fmt="GIF")
+    images = {
+        "good": b64(encode(image(40))),
+        "corrupt": b64(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 20),
+        "bomb": b64(bomb),
+        "gif": b64(gif),
+        "notb64": {"b64": "***"},
+    }
+    results = run(scorer, grpo_items(list(images), 2), images)
+    by_id = {i: results[2 * n : 2 * n + 2] for n, i in enumerate(images)}
+    assert [r.status for r in by_id["good"]] == [ItemStatus.ok] * 2
+    for bad, needle in [("corrupt", "cannot be decoded"), ("bomb", "over the cap"), ("gif", "format GIF"),
+                        ("notb64", "not valid base64")]:
+        for r in by_id[bad]:
+            assert r.reward is None and r.status == ItemStatus.unscorable, bad
+            assert needle in r.reason, (bad, r.reason)
+
+
+def test_paths_refused_without_a_root(tiny_config):
+    with loaded(settings_for(tiny_config)) as s:
+        [r] = run(s, grpo_items(["a"], 1), {"a": {"path": "sub/ok.png"}})
+    assert r.reward is None and "no image root" in r.reason
