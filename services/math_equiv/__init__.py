@@ -1,0 +1,1 @@
+"""math_equiv reward service: is the completion's final answer mathematically the reference?"""

@@ -1,0 +1,178 @@
+"""math_equiv: 1.0 when the completion's final answer is mathematically the reference, else 0.0.
+
+The final answer is the last `<answer>…</answer>` (the tag is a param), else the last
+`\\boxed{…}`; no answer is a wrong answer (0.0, reason `no_answer`). Equivalence is math-verify's
+`verify(gold, prediction)`, run in killable worker processes under a hard time limit
+(services.math_equiv.pool). MathVista items are scored as MathVista does: multiple choice by
+the option's letter or text, integer and float answers numerically at the item's precision.
+A reference that cannot be read is `null` (unscorable), never 0.0 or 1.0.
+
+References: math-verify, https://github.com/huggingface/Math-Verify ; MathVista,
+https://github.com/lupantech/MathVista (evaluation/calculate_score.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from proto.models import ScoreItem
+from services.common.scoring import Batch, NotReadyError, Scored
+from services.math_equiv.extract import choice_indices, chosen_index, extract_answer
+from services.math_equiv.numeric import numeric_rule
+from services.math_equiv.pool import WorkerPool
+from services.math_equiv.settings import MathEquivSettings
+from services.math_equiv.worker import Reply, Task
+
+log = logging.getLogger(__name__)
+
+
+class MathEquivParams(BaseModel):
+    """Per-request options of math_equiv."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    answer_tag: str = Field(
+        default="answer",
+        pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,31}$",
+        description="Name of the tag holding the final answer (`SOLUTION` for <SOLUTION>…</SOLUTION>); "
+        "matched case-insensitively. Without one, the last \\boxed{…} is the answer.",
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """An item that needs a worker: the task to send, and how to read the reply."""
+
+    task: Task
+    finish: Callable[[Reply], Scored]
+
+
+class MathEquivScorer:
+    name = "math_equiv"
+    version = "1.0.0"
+    score_range = (0.0, 1.0)
+    params_model = MathEquivParams
+
+    def __init__(self, settings: MathEquivSettings):
+        self.settings = settings
+        self._pool: WorkerPool | None = None
+        self._threads: ThreadPoolExecutor | None = None
+
+    def load(self) -> None:
+        s = self.settings
+        pool = WorkerPool(
+            s.workers, s.time_limit_s, start_method=s.start_method,
+            startup_timeout_s=s.worker_startup_timeout_s, memory_mb=s.worker_memory_mb,
+        )
+        pool.start()
+        # One waiting thread per worker: each blocks on its worker's pipe, never on the loop.
+        self._threads = ThreadPoolExecutor(max_workers=s.workers, thread_name_prefix="math-equiv")
+        self._pool = pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._threads is not None:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+
+    @property
+    def pool(self) -> WorkerPool | None:
+        return self._pool
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "math_verify_version": version("math-verify"),
+            "time_limit_s": self.settings.time_limit_s,
+            "workers": self.settings.workers,
+            "start_method": self.settings.start_method,
+            "worker_memory_mb": self.settings.worker_memory_mb,
+        }
+
+    def not_ready_reason(self) -> str | None:
+        if self._pool is None:
+            return "math workers are not started yet"
+        if self._pool.alive == 0:
+            return "no math worker is alive; replacements are starting"
+        return None
+
+    def register_metrics(self, registry) -> None:
+        from services.math_equiv.metrics import PoolCollector
+
+        registry.register(PoolCollector(lambda: self._pool))
+
+    async def score(self, batch: Batch) -> list[Scored]:
+        if self._pool is None or self._threads is None:
+            raise NotReadyError("math workers are not started yet; wait for /readyz")
+        tag = batch.params.answer_tag
+        return list(await asyncio.gather(*(self._score_one(it, tag) for it in batch.items)))
+
+    async def _score_one(self, item: ScoreItem, tag: str) -> Scored:
+        try:
+            plan = self._plan(item, tag)
+            if isinstance(plan, Scored):
+                return plan
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(self._threads, self._pool.run, plan.task)
+            return self._read(reply, plan.finish)
+        except Exception as exc:
+            log.exception("math_equiv item failed to score")
+            return Scored.error(f"internal error: {type(exc).__name__}")
+
+    def _plan(self, item: ScoreItem, tag: str) -> Scored | _Job:
+        refs = _references(item.reference)
+        if not refs:
+            return Scored.unscorable("no reference to compare against")
+        answer = extract_answer(item.completion, tag)
+        if item.meta.get("question_type") == "multi_choice":
+            return _multi_choice(refs, item.choices, answer)
+        rule = numeric_rule(refs[0], item.meta)
+        if isinstance(rule, Scored):
+            return rule
+        if rule is not None:
+            if answer is None:
+                return Scored.ok(0.0, "no_answer")
+            return _Job(("number", answer), rule.judge)
+        return _Job(("equiv", tuple(refs), answer), _equivalence)
+
+    def _read(self, reply: Reply, finish: Callable[[Reply], Scored]) -> Scored:
+        status = reply[0]
+        if status == "ok":
+            return finish(reply)
+        if status == "unscorable":
+            return Scored.unscorable(reply[1])
+        if status == "timeout":
+            return Scored.timeout(f"over the {self.settings.time_limit_s:g}s time limit")
+        return Scored.error(str(reply[1]))
+
+
+def _references(reference: str | list[str] | None) -> list[str]:
+    refs = [reference] if isinstance(reference, str) else list(reference or [])
+    return [r.strip() for r in refs if r and r.strip()]
+
+
+def _equivalence(reply: Reply) -> Scored:
+    _, reward, reason = reply
+    return Scored.ok(reward, reason)
+
+
+def _multi_choice(refs: list[str], choices: list[str] | None, answer: str | None) -> Scored:
+    if not choices:
+        return Scored.unscorable("meta.question_type is multi_choice but the item has no choices")
+    correct = choice_indices(refs, choices)
+    if not correct:
+        return Scored.unscorable("the reference is not the text of any of the item's choices")
+    if answer is None:
+        return Scored.ok(0.0, "no_answer")
+    picked = chosen_index(answer, choices)
+    if picked is None:
+        return Scored.ok(0.0, "no_choice_picked")
+    return Scored.ok(1.0) if picked in correct else Scored.ok(0.0, "wrong_choice")
+
