@@ -71,7 +71,7 @@ def cmd_score(args) -> int:
     except (sf.InputError, OSError) as exc:
         raise CliError(str(exc)) from None
     tallies = asyncio.run(sf.score_all(rows, items, images, rewards, params, out, args.chunk,
-                                       args.token, console))
+                                       args.token, args.deadline, console))
     if args.show_items:
         scored = [json.loads(line) for line in out.read_text().splitlines()]
         console.print(sf.item_table(scored, args.input, list(rewards)))
@@ -98,7 +98,7 @@ def cmd_example(args) -> int:
         console.print(f"regex_format serving at {urls['regex_format']}")
         ns = argparse.Namespace(
             input=args.input, reward=[f"format={urls['regex_format']}"], params=[], out=args.out,
-            chunk=64, token=None, show_items=True,
+            chunk=64, token=None, deadline=60.0, show_items=True,
         )
         return cmd_score(ns)
 
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="output JSONL (default: INPUT.scored.jsonl)")
     s.add_argument("--chunk", type=int, default=256, help="items per progress step")
     s.add_argument("--token", help="bearer token, when the services require one")
+    s.add_argument("--deadline", type=float, default=300.0,
+                   help="seconds a service may take per step, retries included, before the run stops")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
     s.set_defaults(func=cmd_score)
 

@@ -112,7 +112,8 @@ def _spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: b
            "--port", str(port), "--log-level", "warning" if quiet else "info"]
     # A file, not a pipe: a pipe nobody reads fills up and blocks a chatty service.
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log if quiet else None,
+    # Not quiet: service logs go to our stderr, keeping stdout for what the caller prints.
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log if quiet else sys.stderr,
                             stderr=log if quiet else None, text=True, start_new_session=True)
     proc.log = log  # type: ignore[attr-defined]
     return proc

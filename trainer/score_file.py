@@ -69,10 +69,11 @@ def _short(exc: Exception) -> str:
 
 
 async def score_all(rows, items, images, rewards: dict[str, str], params: dict[str, dict],
-                    out: Path, chunk: int, token: str | None, console: Console) -> dict[str, ServiceTally]:
+                    out: Path, chunk: int, token: str | None, deadline_s: float,
+                    console: Console) -> dict[str, ServiceTally]:
     """Score every item with every service; write each scored slice as soon as it is complete."""
     tallies = {name: ServiceTally() for name in rewards}
-    clients = {name: RewardClient(url, token=token, deadline_s=300) for name, url in rewards.items()}
+    clients = {name: RewardClient(url, token=token, deadline_s=deadline_s) for name, url in rewards.items()}
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with out.open("w", encoding="utf-8") as sink, Progress(console=console, transient=True) as bar:

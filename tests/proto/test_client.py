@@ -134,7 +134,7 @@ def test_inproc_and_http_give_identical_results():
 
 
 def test_inproc_rejects_unknown_service():
-    with pytest.raises(ValueError, match="cannot import services.nope.main"):
+    with pytest.raises(ValueError, match=r"cannot import services\.nope\.main"):
         RewardClient("inproc://nope")
 
 

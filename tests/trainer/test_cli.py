@@ -1,0 +1,88 @@
+"""The rewardstack CLI as a user runs it: score a file, bad input, a service that is down, serve."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from tests.helpers import ROOT, free_port, serve_app
+from trainer.cli import EXAMPLE_FILE, main
+
+
+def test_score_writes_every_line_back_with_rewards(tmp_path, capsys):
+    from services.regex_format.main import app
+    out = tmp_path / "scored.jsonl"
+    with serve_app(app) as url:
+        code = main(["score", str(EXAMPLE_FILE), "--reward", f"format={url}", "--reward",
+                     "solution=inproc://regex_format", "--params", 'solution={"mode": "pattern", '
+                     '"pattern": ".*<answer>.+</answer>.*"}', "--out", str(out), "--chunk", "3"])
+    assert code == 0
+    source = [json.loads(line) for line in EXAMPLE_FILE.read_text().splitlines()]
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in scored] == [r["id"] for r in source]
+    assert scored[0]["rewards"] == {"format": 1.0, "solution": 1.0}
+    assert scored[3]["rewards"]["format"] == 0.0  # answer before think
+    assert scored[6]["rewards"]["solution"] == 0.0  # empty answer
+    err = capsys.readouterr().err
+    assert "format" in err and "mean" in err
+
+
+def test_bad_line_is_named_and_nothing_is_sent(tmp_path, capsys):
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"completion": "ok"}\n{"completion": 3}\n')
+    code = main(["score", str(bad), "--reward", f"f=http://127.0.0.1:{free_port()}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl:2" in err and "completion" in err
+
+
+def test_unreachable_service_exits_non_zero_naming_it(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"completion": "x"}\n')
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["score", str(src), "--reward", f"f={url}", "--deadline", "1"])
+    assert code == 2
+    assert url in capsys.readouterr().err
+
+
+def test_params_for_unknown_reward_is_refused(capsys):
+    code = main(["score", str(EXAMPLE_FILE), "--reward", "a=http://x", "--params", "b={}"])
+    assert code == 2 and "names no --reward" in capsys.readouterr().err
+
+
+def test_serve_prints_urls_and_stops_all_on_interrupt():
+    base = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "serve", "regex_format", "--base-port", str(base)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.split() == ["regex_format", f"http://127.0.0.1:{base}"]
+        assert httpx.get(f"http://127.0.0.1:{base}/readyz").status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.2)
+        try:
+            httpx.get(f"http://127.0.0.1:{base}/healthz", timeout=1)
+            raise AssertionError("service still running after serve stopped")
+        except httpx.ConnectError:
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_help_explains_every_command(capsys):
+    try:
+        main(["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    text = capsys.readouterr().out
+    for command in ("serve", "score", "train", "eval", "merge"):
+        assert command in text
