@@ -234,3 +234,5 @@ def _configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("rewardstack").setLevel(level.upper())
+    # httpx logs every request at INFO: noise in a service, and in a trainer using inproc://.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
