@@ -56,6 +56,17 @@ class _Job:
 
 
 class MathEquivScorer:
+    """The math_equiv reward. `score` is a coroutine: it waits on worker processes, off the loop.
+
+    Example:
+        >>> scorer = MathEquivScorer(MathEquivSettings(workers=1))
+        >>> scorer.load()  # starts the workers
+        >>> item = ScoreItem(completion="<answer>\\dfrac{1}{2}</answer>", reference="0.5")
+        >>> asyncio.run(scorer.score(Batch([item], {}, MathEquivParams())))[0].reward
+        1.0
+        >>> scorer.close()
+    """
+
     name = "math_equiv"
     version = "1.0.0"
     score_range = (0.0, 1.0)
@@ -94,6 +105,7 @@ class MathEquivScorer:
             "workers": self.settings.workers,
             "start_method": self.settings.start_method,
             "worker_memory_mb": self.settings.worker_memory_mb,
+            "max_answer_chars": self.settings.max_answer_chars,
         }
 
     def not_ready_reason(self) -> str | None:
@@ -133,13 +145,16 @@ class MathEquivScorer:
         answer = extract_answer(item.completion, tag)
         if item.meta.get("question_type") == "multi_choice":
             return _multi_choice(refs, item.choices, answer)
-        rule = numeric_rule(refs[0], item.meta)
+        too_long = answer is not None and len(answer) > self.settings.max_answer_chars
+        rule = numeric_rule(refs[0], item.meta)  # MathVista items carry one reference
         if isinstance(rule, Scored):
             return rule
         if rule is not None:
-            if answer is None:
-                return Scored.ok(0.0, "no_answer")
+            if answer is None or too_long:
+                return Scored.ok(0.0, "answer_too_long" if too_long else "no_answer")
             return _Job(("number", answer), rule.judge)
+        if too_long:
+            return _Job(("equiv", tuple(refs), None), _too_long)
         return _Job(("equiv", tuple(refs), answer), _equivalence)
 
     def _read(self, reply: Reply, finish: Callable[[Reply], Scored]) -> Scored:
@@ -161,6 +176,11 @@ def _references(reference: str | list[str] | None) -> list[str]:
 def _equivalence(reply: Reply) -> Scored:
     _, reward, reason = reply
     return Scored.ok(reward, reason)
+
+
+def _too_long(reply: Reply) -> Scored:
+    # The worker has still read the reference: an unreadable one stays null, never 0.0.
+    return Scored.ok(0.0, "answer_too_long")
 
 
 def _multi_choice(refs: list[str], choices: list[str] | None, answer: str | None) -> Scored:

@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 from services.common.settings import ServiceSettings
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     # The affinity mask, not os.cpu_count(): a container pinned to 2 cores of a 64-core host
     # must not start 64 workers.
     try:
@@ -38,12 +38,16 @@ class MathEquivSettings(ServiceSettings):
         worker_memory_mb (int | None, default 2048): address-space cap of each worker, so that
             an answer such as 10^{10^{10}} fails fast with MemoryError (status `error`) instead of
             swapping the host. None disables the cap.
+        max_answer_chars (int, default 2000): a longer final answer is wrong (0.0, reason
+            `answer_too_long`) without being parsed: a final answer is short, and a long one
+            would otherwise run into the time limit and come back `null`, which a policy could
+            learn to prefer to a plain 0.
     """
 
     model_config = SettingsConfigDict(env_prefix="MATH_EQUIV_", extra="ignore")
 
     time_limit_s: float = Field(default=5.0, gt=0, le=600, description="Hard limit per item.")
-    workers: int = Field(default_factory=_cpu_count, ge=1, le=256, description="Worker processes.")
+    workers: int = Field(default_factory=cpu_count, ge=1, le=256, description="Worker processes.")
     start_method: Literal["forkserver", "spawn"] = Field(
         default="forkserver", description="multiprocessing start method of the workers."
     )
@@ -52,4 +56,7 @@ class MathEquivSettings(ServiceSettings):
     )
     worker_memory_mb: int | None = Field(
         default=2048, ge=256, description="Address-space cap per worker (MiB); unset disables it."
+    )
+    max_answer_chars: int = Field(
+        default=2000, ge=1, description="Longer final answers score 0.0 without being parsed."
     )

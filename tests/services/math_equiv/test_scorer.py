@@ -107,6 +107,14 @@ class TestEquivalence:
         result = one(scorer, "<answer>\\frac{</answer>", "5")
         assert (result.reward, result.status) == (0.0, ItemStatus.ok)
 
+    def test_overlong_answer_is_zero_without_parsing(self, scorer):
+        long_answer = "1+" * 1500 + "1"
+        result = one(scorer, f"<answer>{long_answer}</answer>", "3001")
+        assert (result.reward, result.reason) == (0.0, "answer_too_long")
+        assert one(scorer, f"<answer>{long_answer}</answer>", "\\frac{").reward is None
+        numeric_item = numeric("float", 1)
+        assert one(scorer, f"<answer>{long_answer}</answer>", "1.5", **numeric_item).reward == 0.0
+
     @pytest.mark.parametrize("reference", ["\\frac{", "", "   ", None, "\\\\"])
     def test_unparseable_reference_is_null_even_without_an_answer(self, scorer, reference):
         for completion in ["<answer>5</answer>", "no answer at all"]:

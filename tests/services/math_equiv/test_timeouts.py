@@ -27,7 +27,9 @@ PATHOLOGICAL = {
 
 @pytest.fixture(scope="module")
 def scorer():
-    s = MathEquivScorer(MathEquivSettings(workers=2, time_limit_s=LIMIT_S))
+    # The answer-length cap would turn the 27k-character nested fraction into a plain 0.0.
+    settings = MathEquivSettings(workers=2, time_limit_s=LIMIT_S, max_answer_chars=100_000)
+    s = MathEquivScorer(settings)
     s.load()
     yield s
     s.close()

@@ -1,0 +1,119 @@
+"""Benchmark math_equiv: the worker pool vs one in-process loop calling math-verify, same 1,000 pairs.
+
+    .venv/bin/python bench/bench_math_equiv.py [--pairs 1000] [--workers N] [--rounds 1]
+
+The loop is what a notebook does: for each pair, math-verify's parse of gold and answer, then
+verify(gold, answer), timeouts off, in this process; it calls the very function a worker runs
+(services.math_equiv.worker.equivalence), so both sides do the same math. The pool is the
+scorer's `score` on one batch of the same pairs wrapped in <answer> tags, so it also pays for
+answer extraction, pickling and pipes. The pairs are distinct (math-verify's small parse caches
+never hit) and mix fractions, radicals, polynomials, sets, intervals, separators and degrees,
+about half of them equivalent. Both sides must agree on every reward; the run says if not.
+The table notes the load average: the machine may be shared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from proto.models import ScoreItem  # noqa: E402
+from services.common.scoring import Batch  # noqa: E402
+from services.math_equiv.scorer import MathEquivParams, MathEquivScorer  # noqa: E402
+from services.math_equiv.settings import MathEquivSettings, cpu_count  # noqa: E402
+from services.math_equiv.worker import equivalence  # noqa: E402
+
+
+def pair(i: int, rng: random.Random) -> tuple[str, str]:
+    """The i-th (gold, answer) pair; `i` enters every pair so that no two are the same."""
+    a, b, k = i + 2, rng.randint(2, 97), rng.randint(2, 9)
+    right = rng.random() < 0.5
+    kind = i % 8
+    if kind == 0:
+        return f"\\frac{{{a}}}{{{b}}}", f"\\frac{{{a * k}}}{{{b * k + (0 if right else 1)}}}"
+    if kind == 1:
+        return f"{a}\\sqrt{{{b}}}", f"\\sqrt{{{a * a * b + (0 if right else 1)}}}"
+    if kind == 2:
+        return f"x^2 + {2 * a}x + {a * a}", f"(x + {a if right else a + 1})^2"
+    if kind == 3:
+        n = a * 1000 + b
+        return str(n), f"{n if right else n + 1:,}"
+    if kind == 4:
+        return f"\\{{{a}, {b}, {k}\\}}", f"\\{{{k}, {b}, {a if right else a + 1}\\}}"
+    if kind == 5:
+        return f"[{a}, {a + b})", f"[{a}, {a + b}{')' if right else ']'}"
+    if kind == 6:
+        return f"{a}", f"{a if right else a + 1}^\\circ"
+    return f"\\frac{{{a}}}{{2}} + \\sqrt{{{b}}}", f"{a / 2:g} + \\sqrt{{{b if right else b + 1}}}"
+
+
+def run_loop(pairs) -> tuple[list[float], float]:
+    started = time.perf_counter()
+    rewards = [equivalence((gold,), answer)[1] for gold, answer in pairs]
+    return rewards, time.perf_counter() - started
+
+
+def run_pool(scorer: MathEquivScorer, pairs) -> tuple[list[float | None], float]:
+    items = [ScoreItem(completion=f"<answer>{a}</answer>", reference=g) for g, a in pairs]
+    batch = Batch(items, {}, MathEquivParams())
+    started = time.perf_counter()
+    results = asyncio.run(scorer.score(batch))
+    return [r.reward for r in results], time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=cpu_count())
+    parser.add_argument("--rounds", type=int, default=1, help="fresh pairs each round")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("math_verify").setLevel(logging.ERROR)
+
+    scorer = MathEquivScorer(MathEquivSettings(workers=args.workers, time_limit_s=30.0))
+    scorer.load()
+    equivalence(("\\frac{1}{2}",), "0.5")  # the loop's warm-up, as each worker has had
+    load_before = os.getloadavg()[0]
+    loop_s = pool_s = 0.0
+    disagreements = 0
+    try:
+        for r in range(args.rounds):
+            rng = random.Random(r)
+            pairs = [pair(i + r * args.pairs, rng) for i in range(args.pairs)]
+            loop_rewards, t_loop = run_loop(pairs)
+            pool_rewards, t_pool = run_pool(scorer, pairs)
+            loop_s, pool_s = loop_s + t_loop, pool_s + t_pool
+            disagreements += sum(x != y for x, y in zip(loop_rewards, pool_rewards, strict=True))
+    finally:
+        scorer.close()
+    n = args.pairs * args.rounds
+    report(n, args.workers, loop_s, pool_s, disagreements, load_before, os.getloadavg()[0])
+
+
+def report(n, workers, loop_s, pool_s, disagreements, load_before, load_after) -> None:
+    table = Table(title=f"math_equiv: {n} distinct pairs, {cpu_count()} CPUs, {workers} workers")
+    for col in ("path", "seconds", "items/s", "vs loop"):
+        table.add_column(col, justify="right" if col != "path" else "left")
+    table.add_row("in-process loop (math-verify)", f"{loop_s:.2f}", f"{n / loop_s:.0f}", "1.00x")
+    table.add_row(f"worker pool ({workers})", f"{pool_s:.2f}", f"{n / pool_s:.0f}",
+                  f"{loop_s / pool_s:.2f}x")
+    console = Console()
+    console.print(table)
+    console.print(f"rewards that differ between the two: {disagreements}")
+    console.print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after")
+
+
+if __name__ == "__main__":
+    main()
