@@ -1,0 +1,93 @@
+"""Generation for evaluation: vLLM when it is installed and a GPU is there, else batched `generate`."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+log = logging.getLogger(__name__)
+
+
+def vllm_usable() -> bool:
+    import torch
+
+    return importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+
+
+def conversation(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """The row's prompt with its image in the placeholder, exactly as GRPOTrainer prepares it."""
+    from trl.data_utils import prepare_multimodal_messages
+
+    return prepare_multimodal_messages(row["prompt"], images=[row["image"]])
+
+
+def _batches(rows: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def _progress() -> Progress:
+    console = Console(stderr=True)
+    return Progress(
+        TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=True, disable=not console.is_terminal,
+    )
+
+
+def generate_transformers(
+    model: Any, processor: Any, rows: Sequence[dict[str, Any]], *,
+    max_new_tokens: int, batch_size: int = 8,
+) -> list[str]:
+    """Greedy completions, `batch_size` prompts at a time (left-padded), with a progress bar."""
+    import torch
+
+    tokenizer = getattr(processor, "tokenizer", processor)
+    model.eval()
+    completions: list[str] = []
+    with _progress() as progress:
+        task = progress.add_task("generate", total=len(rows))
+        for batch in _batches(rows, batch_size):
+            inputs = processor.apply_chat_template(
+                [conversation(row) for row in batch], add_generation_prompt=True, tokenize=True,
+                return_dict=True, return_tensors="pt", processor_kwargs={"padding": True},
+            ).to(model.device)
+            with torch.inference_mode():
+                output = model.generate(
+                    **inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id,
+                )
+            new_tokens = output[:, inputs["input_ids"].shape[1]:]
+            completions.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            progress.advance(task, len(batch))
+    return completions
+
+
+def generate_vllm(
+    model_id: str, processor: Any, rows: Sequence[dict[str, Any]], *,
+    max_new_tokens: int, lora_dir: Path | None = None, lora_rank: int = 64,
+    max_model_len: int | None = None, dtype: str = "auto",
+) -> list[str]:
+    """Greedy completions from vLLM, the LoRA adapter (if any) applied per request."""
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    llm = LLM(
+        model=model_id, dtype=dtype, enable_lora=lora_dir is not None, max_lora_rank=lora_rank,
+        limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
+    )
+    requests = [
+        {"prompt": processor.apply_chat_template(conversation(row), add_generation_prompt=True,
+                                                 tokenize=False),
+         "multi_modal_data": {"image": row["image"]}}
+        for row in rows
+    ]
+    lora = LoRARequest("adapter", 1, str(lora_dir)) if lora_dir is not None else None
+    outputs = llm.generate(requests, SamplingParams(temperature=0.0, max_tokens=max_new_tokens),
+                           lora_request=lora, use_tqdm=True)
+    return [output.outputs[0].text for output in outputs]
