@@ -1,9 +1,9 @@
 """The judge's client for an OpenAI-compatible chat-completions API: pooled, limited, retrying.
 
-One httpx.AsyncClient per event loop (the framework awaits `score` on the server's loop; tests
-and benchmarks may bring their own), a cap on calls in flight, a requests-per-minute window,
-retries with backoff on 408/429/5xx that honour Retry-After, and a spend budget. Every message
-built from an upstream reply passes through `scrub`, so the key cannot travel back out.
+Pooled clients bound to the running loop (pool.py) with a cap on calls in flight, a
+requests-per-minute window, retries with backoff on 408/429/5xx that honour Retry-After, and a
+spend budget. Every message built from an upstream reply passes through `scrub`, so the key
+cannot travel back out.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import httpx
 
 from services.llm_judge.limits import Budget, RateLimiter, Usage
 from services.llm_judge.metrics import JudgeMetrics
+from services.llm_judge.pool import ClientPool
 from services.llm_judge.settings import LlmJudgeSettings
 
 log = logging.getLogger("rewardstack.llm_judge")
@@ -64,9 +65,8 @@ class JudgeClient:
         self.refused: str | None = None  # set on 401/403; the service is then not ready
         self._key = settings.api_key.get_secret_value() if settings.api_key else None
         self._limiter = RateLimiter(settings.requests_per_minute)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._http: httpx.AsyncClient | None = None
-        self._slots: asyncio.Semaphore | None = None
+        self._pool = ClientPool(settings.base_url, _headers(settings, self._key),
+                                settings.timeout_s, settings.max_upstream_concurrency)
 
     def scrub(self, text: str) -> str:
         """`text` with the key blanked out (an upstream may echo request headers in its errors)."""
@@ -103,8 +103,7 @@ class JudgeClient:
     async def _attempt(self, body: dict) -> JudgeReply:
         if self.refused:
             raise AuthRefusedError(self.refused)
-        http, slots = self._ensure_client()
-        async with slots:
+        async with self._pool.slot() as http:
             # The window is taken inside the slot so that a start is counted when it happens.
             await self._limiter.acquire()
             if self.budget.exhausted:
@@ -191,44 +190,22 @@ class JudgeClient:
         text = error.get("message", error) if isinstance(error, dict) else error
         return self.scrub(str(text))[:200]
 
-    def _ensure_client(self) -> tuple[httpx.AsyncClient, asyncio.Semaphore]:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._slots is None or self._loop is not loop:
-            s = self.settings
-            headers = {"content-type": "application/json"}
-            if self._key:
-                headers["authorization"] = f"Bearer {self._key}"
-            if s.http_referer:
-                headers["http-referer"] = s.http_referer
-            if s.x_title:
-                headers["x-title"] = s.x_title
-            n = s.max_upstream_concurrency
-            self._http = httpx.AsyncClient(
-                base_url=s.base_url, headers=headers, timeout=httpx.Timeout(s.timeout_s),
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-            )
-            self._slots = asyncio.Semaphore(n)
-            self._loop = loop
-        return self._http, self._slots
-
     async def aclose(self) -> None:
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+        await self._pool.aclose()
 
     def close(self) -> None:
-        """Close from any thread: the framework calls it from a worker thread at shutdown."""
-        http, loop, self._http = self._http, self._loop, None
-        if http is None or loop is None or loop.is_closed():
-            return  # a pool whose loop is gone has no live sockets left to close politely
-        with contextlib.suppress(RuntimeError):
-            if asyncio.get_running_loop() is loop:
-                loop.create_task(http.aclose())
-                return
-        if loop.is_running():
-            done = asyncio.run_coroutine_threadsafe(http.aclose(), loop)
-            with contextlib.suppress(Exception):
-                done.result(timeout=5)
+        self._pool.close()
+
+
+def _headers(settings: LlmJudgeSettings, key: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if key:
+        headers["authorization"] = f"Bearer {key}"
+    if settings.http_referer:
+        headers["http-referer"] = settings.http_referer
+    if settings.x_title:
+        headers["x-title"] = settings.x_title
+    return headers
 
 
 def _usage(raw: object) -> Usage:

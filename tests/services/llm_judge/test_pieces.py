@@ -2,6 +2,7 @@
 
 import asyncio
 import hashlib
+from collections import Counter
 
 import pytest
 
@@ -10,6 +11,7 @@ from services.common.scoring import Scored
 from services.llm_judge.cache import JudgeCache
 from services.llm_judge.extract import extract_score, reply_rule, score_schema
 from services.llm_judge.limits import Budget, RateLimiter, Usage
+from services.llm_judge.pool import ClientPool
 from services.llm_judge.precheck import precheck
 from services.llm_judge.rubrics import RubricError, builtin_names, load_rubric
 from services.llm_judge.settings import LlmJudgeSettings, MissingApiKeyError
@@ -308,3 +310,28 @@ class TestLimits:
         priced = Budget(None, prompt_per_mtok=1.0, completion_per_mtok=4.0)
         assert priced.charge(Usage(1_000_000, 500_000)) == pytest.approx(3.0)
         assert not priced.exhausted
+
+
+class TestClientPool:
+    def test_calls_spread_over_small_shards_and_the_cap_holds(self):
+        pool = ClientPool("http://127.0.0.1:9", {}, timeout_s=1.0, size=20)
+
+        async def go():
+            held, release = [], asyncio.Event()
+
+            async def hold():
+                async with pool.slot() as client:
+                    held.append(client)
+                    await release.wait()
+
+            tasks = [asyncio.create_task(hold()) for _ in range(21)]
+            await asyncio.sleep(0.05)
+            admitted = len(held)
+            release.set()
+            await asyncio.gather(*tasks)
+            await pool.aclose()
+            return admitted, Counter(id(c) for c in held[:admitted])
+
+        admitted, per_client = asyncio.run(go())
+        assert admitted == 20  # the 21st waited for a slot
+        assert len(per_client) == 3 and max(per_client.values()) <= 7
