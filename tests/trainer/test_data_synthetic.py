@@ -64,3 +64,19 @@ def test_image_size_and_default_count() -> None:
     ds, summary = build_dataset(DataConfig(source="synthetic", image_size=32))
     assert ds.num_rows == 64 == summary.kept
     assert ds[0]["image"].size == (32, 32)
+
+
+def test_rows_fill_trls_image_placeholder_with_their_own_image() -> None:
+    from trl.data_utils import is_conversational, prepare_multimodal_messages
+
+    cfg = DataConfig(source="synthetic", limit=2, system_prompt="Be brief.",
+                     format_instruction="Answer in <answer></answer>.")
+    ds, _ = build_dataset(cfg)
+    row = ds[0]
+    assert is_conversational({"prompt": row["prompt"]})
+    filled = prepare_multimodal_messages(row["prompt"], images=[row["image"]])
+    blocks = [block for message in filled for block in message["content"]]
+    images = [block["image"] for block in blocks if block["type"] == "image"]
+    assert len(images) == 1 and images[0] is row["image"]
+    assert filled[0]["content"][0]["text"] == "Be brief."
+    assert blocks[-1]["text"].endswith("\nAnswer in <answer></answer>.")
