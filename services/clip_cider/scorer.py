@@ -51,7 +51,6 @@ class ClipCiderParams(BaseModel):
 class _Plan:
     """The request's resolved options."""
 
-    tag: str | None
     w_clip: float
     w_cider: float
     cap: float
@@ -152,14 +151,15 @@ class ClipCiderScorer:
         if not self.embedder.ready:
             raise NotReadyError(self.not_ready_reason() or "CLIP is not loaded")
         items: list[ScoreItem] = list(batch.items)
-        plan = self._plan(batch.params, items)
+        params: ClipCiderParams = batch.params
         prepared = [
-            _Prepared(extract_explanation(it.completion, plan.tag), _references(it)) for it in items
+            _Prepared(extract_explanation(it.completion, params.explain_tag), _references(it)) for it in items
         ]
+        plan = self._plan(params, [p.references for p in prepared if p.references])
         self._embed(items, prepared, batch)
         return score_each(prepared, lambda p: _combine(p, plan))
 
-    def _plan(self, params: ClipCiderParams, items: list[ScoreItem]) -> _Plan:
+    def _plan(self, params: ClipCiderParams, request_refs: list[list[list[str]]]) -> _Plan:
         s = self.settings
         w_clip = s.w_clip if params.w_clip is None else params.w_clip
         w_cider = s.w_cider if params.w_cider is None else params.w_cider
@@ -167,13 +167,13 @@ class ClipCiderScorer:
             raise ParamsError("w_clip and w_cider are both 0; give one of them a weight")
         cider, off = self._cider, None
         if params.corpus == "request":
-            sets = [r for r in map(_references, items) if r]
-            cider = CiderD.from_reference_sets(sets) if sets else None
-            off = None if sets else "no item of this request has references"
+            # pycocoevalcap's definition on this batch: every item with references is a document.
+            cider = CiderD.from_reference_sets(request_refs) if request_refs else None
+            off = None if request_refs else "no item of this request has references"
         elif cider is None:
             off = self._no_corpus_reason()
         cap = s.cider_cap if params.cider_cap is None else params.cider_cap
-        return _Plan(params.explain_tag, w_clip, w_cider, cap, cider, off)
+        return _Plan(w_clip, w_cider, cap, cider, off)
 
     def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
         images: ImageEmbeddings = embed_request_images(

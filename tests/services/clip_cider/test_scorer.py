@@ -9,6 +9,7 @@ from pycocoevalcap.cider.cider import Cider
 from pydantic import ValidationError
 
 from proto.models import ImageData, ItemStatus, ScoreItem
+from services.clip_cider.clip import encode_text_trimmed
 from services.clip_cider.scorer import ClipCiderParams, ClipCiderScorer
 from services.clip_cider.settings import ClipCiderSettings
 from services.common.scoring import Batch, NotReadyError, ParamsError
@@ -122,6 +123,16 @@ class TestClipScore:
         assert [r.reward for r in results] == pytest.approx([e / 2.5 for e in expected], abs=1e-6)
         # Both sides of max(cos, 0) are exercised.
         assert any(e == 0.0 for e in expected) and any(e > 0.0 for e in expected)
+
+    def test_trimmed_text_encoding_equals_encode_text(self, checkpoint):
+        _, model, _, tokenizer = checkpoint
+        tokens = tokenizer(["A photo depicts " + t for t in TEXTS])
+        with torch.inference_mode():
+            expected = model.encode_text(tokens, normalize=True)
+            assert torch.allclose(encode_text_trimmed(model, tokens), expected, atol=1e-6)
+            short = tokenizer(["A photo depicts a dog", "red"])
+            assert torch.allclose(encode_text_trimmed(model, short), model.encode_text(short, normalize=True),
+                                  atol=1e-6)
 
     def test_long_text_is_truncated_to_the_context_not_rejected(self, scorer):
         assert scorer.embedder.tokenizer(["word " * 200]).shape == (1, 24)
