@@ -82,6 +82,10 @@ class TestVivqaX:
         ds, _ = build_dataset(cfg)
         assert [image.size for image in ds["image"]] == [(24, 16), (24, 16)]
         assert ds[1]["image"].size == (24, 16)
+        # The Trainer's DataLoader fetches batches of indices: the resize applies there too.
+        batch = ds.__getitems__([1, 0])
+        assert [row["image"].size for row in batch] == [(24, 16), (24, 16)]
+        assert batch[0]["solution"] == "không"
 
     def test_malformed_rows_are_counted_by_reason(self, vivqa_file: Path, coco_root: Path) -> None:
         _, summary = build_dataset(
