@@ -68,6 +68,7 @@ def service_process(app_path: str, env: dict[str, str] | None = None,
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
