@@ -117,8 +117,12 @@ def cmd_eval(args) -> int:
     from trainer.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.set)
-    out = run_eval(recipe, adapter=args.adapter, limit=args.limit, out_dir=args.out)
-    console.print(f"[green]done[/]: {out}")
+    out = run_eval(recipe, adapter=args.adapter, limit=args.limit, out_dir=args.out,
+                   batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, backend=args.backend)
+    summary = out / "summary.md"
+    if summary.exists():
+        console.print(summary.read_text())
+    console.print(f"[green]done[/]: eval.jsonl, summary and histograms in {out}")
     return 0
 
 
@@ -175,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adapter", type=Path, help="LoRA adapter directory to evaluate")
     s.add_argument("--limit", type=int, help="evaluate the first N examples")
     s.add_argument("--out", type=Path, default=Path("outputs/eval"))
+    s.add_argument("--batch-size", type=int, default=8, help="prompts generated at once")
+    s.add_argument("--max-new-tokens", type=int, help="default: the recipe's grpo.max_completion_length")
+    s.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto",
+                   help="auto uses vLLM when it is installed and a GPU is present")
 
     s = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
     s.add_argument("adapter", type=Path)
