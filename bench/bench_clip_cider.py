@@ -62,7 +62,7 @@ def grpo_batch(n_images: int, k: int, seed: int) -> Batch:
             n = i * k + j
             row = ROWS[n % len(ROWS)]
             # Distinct texts, as K sampled completions are: only images are shared.
-            text = f"{row['candidate']} {'really ' * (n // len(ROWS))}"
+            text = f"{row['candidate']} sample {n}"
             items.append(ScoreItem(completion=f"<answer>yes</answer><explain>{text}</explain>",
                                    reference=row["references"], image_id=f"img{i}"))
     return Batch(items=items, images=images, params=ClipCiderParams())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -64,7 +64,6 @@ class _Prepared:
     references: list[list[str]] | None  # tokenized
     image: torch.Tensor | str | None = None  # embedding, rejection reason, or no image
     text: torch.Tensor | None = None
-    parts: dict[str, float] = field(default_factory=dict)
 
 
 class ClipCiderScorer:
