@@ -9,7 +9,10 @@ scorer's `score` on one batch of the same pairs wrapped in <answer> tags, so it 
 answer extraction, pickling and pipes. The pairs are distinct (math-verify's small parse caches
 never hit) and mix fractions, radicals, polynomials, sets, intervals, separators and degrees,
 about half of them equivalent. Both sides must agree on every reward; the run says if not.
-The table notes the load average: the machine may be shared.
+The table also gives the CPU seconds each path burned (the loop's process time; the pool's
+workers' from /proc plus the service process's) and the cores it got (CPU s / wall s): on a
+shared machine the wall-clock ratio is bounded by the cores the scheduler hands out, and the
+CPU columns show what the pool costs per item regardless. The load average is printed too.
 """
 
 from __future__ import annotations
@@ -59,18 +62,31 @@ def pair(i: int, rng: random.Random) -> tuple[str, str]:
     return f"\\frac{{{a}}}{{2}} + \\sqrt{{{b}}}", f"{a / 2:g} + \\sqrt{{{b if right else b + 1}}}"
 
 
-def run_loop(pairs) -> tuple[list[float], float]:
-    started = time.perf_counter()
+def worker_cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of the worker processes so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_loop(pairs) -> tuple[list[float], float, float]:
+    started, cpu = time.perf_counter(), time.process_time()
     rewards = [equivalence((gold,), answer)[1] for gold, answer in pairs]
-    return rewards, time.perf_counter() - started
+    return rewards, time.perf_counter() - started, time.process_time() - cpu
 
 
-def run_pool(scorer: MathEquivScorer, pairs) -> tuple[list[float | None], float]:
+def run_pool(scorer: MathEquivScorer, pairs) -> tuple[list[float | None], float, float]:
     items = [ScoreItem(completion=f"<answer>{a}</answer>", reference=g) for g, a in pairs]
     batch = Batch(items, {}, MathEquivParams())
+    pids = scorer.pool.pids()
+    workers_cpu, cpu = worker_cpu_s(pids), time.process_time()
     started = time.perf_counter()
     results = asyncio.run(scorer.score(batch))
-    return [r.reward for r in results], time.perf_counter() - started
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu + worker_cpu_s(pids) - workers_cpu
+    return [r.reward for r in results], wall, cpu
 
 
 def main() -> None:
@@ -86,29 +102,34 @@ def main() -> None:
     scorer.load()
     equivalence(("\\frac{1}{2}",), "0.5")  # the loop's warm-up, as each worker has had
     load_before = os.getloadavg()[0]
-    loop_s = pool_s = 0.0
+    wall = {"loop": 0.0, "pool": 0.0}
+    cpu = {"loop": 0.0, "pool": 0.0}
     disagreements = 0
     try:
         for r in range(args.rounds):
             rng = random.Random(r)
             pairs = [pair(i + r * args.pairs, rng) for i in range(args.pairs)]
-            loop_rewards, t_loop = run_loop(pairs)
-            pool_rewards, t_pool = run_pool(scorer, pairs)
-            loop_s, pool_s = loop_s + t_loop, pool_s + t_pool
+            loop_rewards, wall_s, cpu_s = run_loop(pairs)
+            wall["loop"], cpu["loop"] = wall["loop"] + wall_s, cpu["loop"] + cpu_s
+            pool_rewards, wall_s, cpu_s = run_pool(scorer, pairs)
+            wall["pool"], cpu["pool"] = wall["pool"] + wall_s, cpu["pool"] + cpu_s
             disagreements += sum(x != y for x, y in zip(loop_rewards, pool_rewards, strict=True))
     finally:
         scorer.close()
     n = args.pairs * args.rounds
-    report(n, args.workers, loop_s, pool_s, disagreements, load_before, os.getloadavg()[0])
+    report(n, args.workers, wall, cpu, disagreements, load_before, os.getloadavg()[0])
 
 
-def report(n, workers, loop_s, pool_s, disagreements, load_before, load_after) -> None:
+def report(n, workers, wall, cpu, disagreements, load_before, load_after) -> None:
     table = Table(title=f"math_equiv: {n} distinct pairs, {cpu_count()} CPUs, {workers} workers")
-    for col in ("path", "seconds", "items/s", "vs loop"):
+    for col in ("path", "wall s", "items/s", "vs loop", "CPU s", "CPU ms/item", "cores got"):
         table.add_column(col, justify="right" if col != "path" else "left")
-    table.add_row("in-process loop (math-verify)", f"{loop_s:.2f}", f"{n / loop_s:.0f}", "1.00x")
-    table.add_row(f"worker pool ({workers})", f"{pool_s:.2f}", f"{n / pool_s:.0f}",
-                  f"{loop_s / pool_s:.2f}x")
+    names = {"loop": "in-process loop (math-verify)", "pool": f"worker pool ({workers})"}
+    for key, name in names.items():
+        table.add_row(
+            name, f"{wall[key]:.2f}", f"{n / wall[key]:.1f}", f"{wall['loop'] / wall[key]:.2f}x",
+            f"{cpu[key]:.2f}", f"{1000 * cpu[key] / n:.1f}", f"{cpu[key] / wall[key]:.2f}",
+        )
     console = Console()
     console.print(table)
     console.print(f"rewards that differ between the two: {disagreements}")

@@ -1,8 +1,9 @@
 """MathVista's numeric answers: integer and float references compared after rounding to a precision.
 
 MathVista (evaluation/calculate_score.py) rounds a float answer to the item's `precision`
-decimal places and compares it with the reference; an integer answer is compared as an integer.
-Here both sides are rounded half-up in decimal arithmetic, so 2.675 at 2 places is 2.68 on
+decimal places and compares it with the reference; an integer answer is truncated with int().
+Here an integer answer is rounded to 0 places instead (12.6 is 13, not 12), and both sides are
+rounded half-up in decimal arithmetic, so 2.675 at 2 places is 2.68 on
 either side (binary `round` would give 2.67 for one and may not for the other).
 """
 

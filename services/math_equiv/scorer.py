@@ -1,7 +1,8 @@
 """math_equiv: 1.0 when the completion's final answer is mathematically the reference, else 0.0.
 
 The final answer is the last `<answer>…</answer>` (the tag is a param), else the last
-`\\boxed{…}`; no answer is a wrong answer (0.0, reason `no_answer`). Equivalence is math-verify's
+`\\boxed{…}`; no answer is a wrong answer (0.0, reason `no_answer`), and so is an answer longer
+than the `max_answer_chars` setting (0.0, `answer_too_long`). Equivalence is math-verify's
 `verify(gold, prediction)`, run in killable worker processes under a hard time limit
 (services.math_equiv.pool). MathVista items are scored as MathVista does: multiple choice by
 the option's letter or text, integer and float answers numerically at the item's precision.
