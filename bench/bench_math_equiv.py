@@ -130,7 +130,7 @@ def report(n, workers, wall, cpu, disagreements, load_before, load_after) -> Non
             name, f"{wall[key]:.2f}", f"{n / wall[key]:.1f}", f"{wall['loop'] / wall[key]:.2f}x",
             f"{cpu[key]:.2f}", f"{1000 * cpu[key] / n:.1f}", f"{cpu[key] / wall[key]:.2f}",
         )
-    console = Console()
+    console = Console(width=120)  # one line per row, also when piped into a log
     console.print(table)
     console.print(f"rewards that differ between the two: {disagreements}")
     console.print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after")
