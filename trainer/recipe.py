@@ -11,7 +11,7 @@ Sections:
     the dataset, validated by `trainer.data.config.DataConfig`
 > rewards
     one entry per reward service: name, url or urls, weight, params, timeout_s, on_error,
-    max_failed_fraction, window, token_env
+    max_failed_fraction, window, token_env, reference, send_images
 > grpo
     handed to TRL's `GRPOConfig` as is; unknown keys are refused by name
 > vllm
@@ -124,6 +124,10 @@ class RewardEntry(_Section):
     )
     window: int = Field(default=20, gt=0, description="How many recent calls the failed fraction covers.")
     token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
+    reference: str | None = Field(
+        default=None, description="Dataset column for each item's reference; default answers, else solution."
+    )
+    send_images: bool = Field(default=True, description="Send the row's image (each distinct one once).")
 
     @field_validator("name")
     @classmethod

@@ -17,7 +17,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 # Bump when the build changes, so stale caches are rebuilt instead of reused.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "tiny-qwen2.5-vl"
 
 QWEN_SPECIAL_TOKENS = [
@@ -30,6 +30,7 @@ VOCAB_SIZE = 512
 # Qwen's image processor works in 28-pixel units (patch 14 × merge 2): 56² gives 4 image tokens,
 # 112² gives 16, which keeps a prompt short while the vision tower still runs.
 MIN_PIXELS, MAX_PIXELS = 56 * 56, 112 * 112
+LM_HEAD_STD = 0.25
 
 _WORDS = (  # noqa: SIM905 - a sentence reads better than 70 quoted words
     "the a an of in on is are how many what which color colour shape shapes image picture there "
@@ -72,6 +73,11 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
     config = build_config(processor.tokenizer)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config)
+    with torch.no_grad():
+        # At the default init (std 0.02) the head's logits barely differ: the next-token distribution
+        # is almost uniform whatever the hidden state, so LoRA below the head (TRL refuses LoRA on
+        # lm_head) cannot reshape it. A wider head makes the random model as peaked as a trained one.
+        model.lm_head.weight.normal_(0.0, LM_HEAD_STD)
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = config.text_config.pad_token_id
     model.generation_config.bos_token_id = config.text_config.bos_token_id

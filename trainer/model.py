@@ -1,0 +1,156 @@
+"""Load the policy model and its processor from the recipe's `model:` and `lora:` sections.
+
+AutoModelForImageTextToText + AutoProcessor (left padding, as generation needs), with the dtype,
+attention implementation, 4-bit loading (bitsandbytes, CUDA only), frozen vision tower, and the
+LoRA config handed to TRL, which wraps the model itself (it then handles gradient checkpointing
+with PEFT and uses the adapter-disabled model as the reference).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from typing import Any
+
+from trainer.recipe import LoraSection, ModelSection
+
+log = logging.getLogger(__name__)
+
+TINY_SCHEME = "tiny://"
+# Attribute names under which transformers' VLMs keep their vision encoder (Qwen2/2.5-VL,
+# Gemma 3 / LLaVA / InternVL, Idefics3 / SmolVLM).
+VISION_ATTRS = ("visual", "vision_tower", "vision_model")
+# Module-name pattern of everything on the vision side, for LoRA's exclude_modules.
+VISION_MODULES = r".*(visual|vision_tower|vision_model|multi_modal_projector|mlp1|connector).*"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be loaded as the recipe asks; the message says which setting to change."""
+
+
+def resolve_model_id(model_id: str) -> str:
+    """`tiny://qwen2.5-vl` is the locally built tiny model; anything else is a hub id or a path."""
+    if model_id.startswith(TINY_SCHEME):
+        from trainer.tiny import tiny_model_dir
+
+        if model_id != f"{TINY_SCHEME}qwen2.5-vl":
+            raise ModelLoadError(f"model.id {model_id!r}: the only tiny model is tiny://qwen2.5-vl")
+        return str(tiny_model_dir())
+    return model_id
+
+
+def load_processor(section: ModelSection, model_id: str | None = None):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(
+        model_id or resolve_model_id(section.id),
+        padding_side="left",
+        trust_remote_code=section.trust_remote_code,
+    )
+    tokenizer = getattr(processor, "tokenizer", processor)
+    tokenizer.padding_side = "left"  # generation appends on the right, so prompts align there
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return processor
+
+
+def load_model(section: ModelSection):
+    """The model, ready for TRL: dtype, attention, optional 4-bit, vision frozen if asked."""
+    from transformers import AutoModelForImageTextToText
+
+    model_id = resolve_model_id(section.id)
+    kwargs: dict[str, Any] = {"trust_remote_code": section.trust_remote_code}
+    kwargs["dtype"] = _torch_dtype(section.dtype)
+    if section.attn_implementation:
+        kwargs["attn_implementation"] = section.attn_implementation
+    if section.load_in_4bit:
+        kwargs.update(_four_bit_kwargs(kwargs["dtype"]))
+    model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+    if section.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=section.gradient_checkpointing
+        )
+    if section.gradient_checkpointing:
+        model.config.use_cache = False  # the cache is useless when activations are recomputed
+    if section.freeze_vision:
+        freeze_vision_tower(model)
+    return model
+
+
+def load_model_and_processor(section: ModelSection):
+    return load_model(section), load_processor(section)
+
+
+def freeze_vision_tower(model) -> int:
+    """Stop gradients into the vision encoder; returns how many parameters were frozen."""
+    tower = vision_tower(model)
+    if tower is None:
+        raise ModelLoadError(
+            f"model.freeze_vision: no vision tower found on {type(model).__name__} "
+            f"(looked for {', '.join(VISION_ATTRS)}); set model.freeze_vision=false"
+        )
+    frozen = 0
+    for p in tower.parameters():
+        p.requires_grad_(False)
+        frozen += p.numel()
+    log.info("froze %d vision parameters", frozen)
+    return frozen
+
+
+def vision_tower(model):
+    for owner in (model, getattr(model, "model", None)):
+        for attr in VISION_ATTRS:
+            tower = getattr(owner, attr, None) if owner is not None else None
+            if tower is not None:
+                return tower
+    return None
+
+
+def lora_config(section: LoraSection | None):
+    """The peft LoraConfig for TRL's `peft_config`, or None for full fine-tuning."""
+    if section is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=section.r,
+        lora_alpha=section.alpha,
+        lora_dropout=section.dropout,
+        target_modules=section.target_modules,
+        exclude_modules=VISION_MODULES if section.language_only else None,
+        task_type="CAUSAL_LM",
+    )
+
+
+def _torch_dtype(name: str):
+    import torch
+
+    return "auto" if name == "auto" else getattr(torch, name)
+
+
+def _four_bit_kwargs(dtype) -> dict[str, Any]:
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if not torch.cuda.is_available():
+        raise ModelLoadError(
+            "model.load_in_4bit needs a CUDA GPU (bitsandbytes quantises on the GPU); "
+            "set model.load_in_4bit=false to train unquantised on this machine"
+        )
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelLoadError(
+            "model.load_in_4bit needs the bitsandbytes package: pip install bitsandbytes"
+        )
+    compute = torch.bfloat16 if dtype in ("auto", None) else dtype
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+        bnb_4bit_quant_storage=compute,
+    )
+    from accelerate import PartialState
+
+    return {"quantization_config": quant, "device_map": {"": PartialState().local_process_index}}
