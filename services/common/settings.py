@@ -15,7 +15,8 @@ class ServiceSettings(BaseSettings):
     `MY_SERVICE_MAX_BATCH=64` reaches `max_batch`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="REWARD_SERVICE_", extra="ignore")
+    # env_ignore_empty: compose cannot leave a variable unset, only empty (`${X:-}`); empty = unset.
+    model_config = SettingsConfigDict(env_prefix="REWARD_SERVICE_", extra="ignore", env_ignore_empty=True)
 
     max_batch: int = Field(default=512, ge=1, description="Most items in one request; more is a 413.")
     max_body_bytes: int = Field(
