@@ -55,6 +55,7 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> str | None:
 
 def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dataset=None):
     """The GRPOTrainer a recipe describes, with the reward guard and feedback callbacks."""
+    import torch
     from trl import GRPOConfig, GRPOTrainer
 
     from trainer.data import build_dataset
@@ -64,7 +65,10 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     if dataset is None:
         dataset, _summary = build_dataset(recipe.data)
     model, processor = load_model_and_processor(recipe.model)
-    args = GRPOConfig(**recipe.grpo_kwargs())
+    kwargs = recipe.grpo_kwargs()
+    if not torch.cuda.is_available():
+        kwargs.setdefault("dataloader_pin_memory", False)  # pinning needs an accelerator
+    args = GRPOConfig(**kwargs)
     writer, panel, curves = feedback_callbacks(recipe.output.dir)
     trainer = GRPOTrainer(
         model=model,
