@@ -55,10 +55,17 @@ _URL_SCHEMES = ("http://", "https://", "inproc://")
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-5` as a float: PyYAML follows YAML 1.1, where an exponent
-    without a dot is a string, and a learning rate written that way would reach TRL as text."""
+    """SafeLoader with YAML 1.2 scalars. PyYAML follows YAML 1.1, where `1e-5` is a string (a
+    learning rate would reach TRL as text) and `no`/`off`/`yes`/`on` are booleans (TRL's
+    `save_strategy: no` would arrive as False)."""
 
 
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(

@@ -218,3 +218,14 @@ def test_exponent_without_a_dot_is_a_float_in_files_and_overrides(tmp_path):
     path.write_text(yaml.safe_dump(_minimal()).replace("grpo:\n", "grpo:\n  learning_rate: 1e-5\n"))
     assert load_recipe(path).grpo["learning_rate"] == pytest.approx(1e-5)
     assert load_recipe(path, ["grpo.weight_decay=1E-2"]).grpo["weight_decay"] == pytest.approx(0.01)
+
+
+def test_no_and_off_stay_strings_as_trl_expects(tmp_path):
+    # YAML 1.1 (PyYAML) turns `no` into False; TRL's save_strategy needs the string "no".
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(_minimal()).replace("grpo:\n", "grpo:\n  save_strategy: no\n"))
+    recipe = load_recipe(path, ["grpo.report_to=none", "model.load_in_4bit=false"])
+    assert recipe.grpo["save_strategy"] == "no"
+    assert recipe.model.load_in_4bit is False
+    config = GRPOConfig(**recipe.grpo_kwargs() | {"output_dir": str(tmp_path)}, use_cpu=True)
+    assert config.save_strategy == "no"
