@@ -158,6 +158,24 @@ class RewardSet:
                 await ep.aclose()
             log.info("reward %r -> %s %s at %s", ep.name, info.name, info.version, ep.url)
 
+    def start_on(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Open each client on the loop that will run the rewards (TRL's), one after the other.
+
+        Step 1 then carries no connection set-up or /v1/info round trip, and in-process apps
+        start their lifespans one at a time rather than racing each other under TRL's gather.
+        """
+        if loop is None:
+            return
+
+        async def _open(ep: RewardEndpoint) -> None:
+            await ep.client().info()
+
+        for ep in self.endpoints:
+            try:
+                asyncio.run_coroutine_threadsafe(_open(ep), loop).result(timeout=ep.entry.timeout_s + 5)
+            except (RewardServiceError, RewardRequestError) as exc:
+                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}") from exc
+
     def close(self) -> None:
         """Close every client on the loop it belongs to (TRL's loop thread, or a finished one)."""
         for ep in self.endpoints:

@@ -95,6 +95,8 @@ def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None)
     (out / RESOLVED_RECIPE).write_text(recipe.to_yaml(), encoding="utf-8")
     trainer, processor = build_trainer(recipe, rewards, callbacks=callbacks, dataset=dataset)
     try:
+        # TRL runs async reward functions on its own loop thread (GRPOTrainer.async_loop).
+        rewards.start_on(getattr(trainer, "async_loop", None))
         trainer.train(resume_from_checkpoint=checkpoint)
         rewards.raise_if_aborted()
     finally:

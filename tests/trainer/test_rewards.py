@@ -201,3 +201,41 @@ def test_token_is_sent(monkeypatch):
         bad = RewardSet([_entry(url, token_env="RS_TEST_TOKEN")])
         assert _call(bad.functions[0], [GOOD])[0] == [None]
         assert bad.endpoints[0].abort is not None  # 401 can never succeed: stop, whatever the policy
+
+
+def test_start_on_opens_clients_on_the_reward_loop_one_by_one():
+    # Two trainer lifetimes in one process, each with its own loop thread (as GRPOTrainer makes),
+    # both with in-process services whose rewards then run concurrently under gather.
+    entries = [_entry("inproc://regex_format", name="format"),
+               _entry("inproc://vqa_accuracy", name="answer", params={"mode": "exact"})]
+    for _ in range(2):
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, daemon=True)
+        thread.start()
+        try:
+            rewards = RewardSet(entries)
+            rewards.start_on(loop)
+            assert all(ep.loops() == [loop] for ep in rewards.endpoints)
+
+            async def both(rewards=rewards):
+                calls = (f(prompts=["q"], completions=[GOOD], answers=[["2"]]) for f in rewards.functions)
+                return await asyncio.gather(*calls)
+
+            assert asyncio.run_coroutine_threadsafe(both(), loop).result(timeout=60) == [[1.0], [1.0]]
+            rewards.close()
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=5)
+
+
+def test_start_on_an_unreachable_service_names_it():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{free_port()}"
+    try:
+        with pytest.raises(RewardAbort, match=rf"'format' at {url}"):
+            RewardSet([_entry(url, timeout_s=0.5)]).start_on(loop)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=5)
