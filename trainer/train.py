@@ -1,7 +1,7 @@
 """`rewardstack train`: a recipe -> dataset, model, reward functions over HTTP -> TRL GRPOTrainer.
 
-Outputs under `output.dir`: checkpoint-N/ (TRL's), adapter/ (the LoRA adapter, or the full model
-when the recipe has no LoRA, with the processor and resolved_recipe.yaml beside it),
+Outputs under `output.dir`: checkpoint-N/ (TRL's), adapter/ (the LoRA adapter; model/ instead when
+the recipe trains every weight), each with the processor and resolved_recipe.yaml beside it,
 resolved_recipe.yaml, metrics.jsonl and rewards.png.
 
 `resume` is honoured exactly: `false` starts fresh (and says so if checkpoints are already there),
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 RESOLVED_RECIPE = "resolved_recipe.yaml"
 ADAPTER_DIR = "adapter"
+FULL_MODEL_DIR = "model"
 
 
 class ResumeError(ValueError):
@@ -84,7 +85,7 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
 
 def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None) -> Path:
-    """Train as the recipe says; return the output directory (adapter under `adapter/`)."""
+    """Train as the recipe says; return the output directory (`adapter/`, or `model/` without LoRA)."""
     from trainer.rewards import RewardSet
 
     out = Path(recipe.output.dir)
@@ -101,7 +102,7 @@ def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None)
         rewards.raise_if_aborted()
     finally:
         rewards.close()
-    save_outputs(trainer, processor, recipe, out / ADAPTER_DIR)
+    save_outputs(trainer, processor, recipe, out / (ADAPTER_DIR if recipe.lora_enabled else FULL_MODEL_DIR))
     return out
 
 
