@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import httpx
+from pydantic import ValidationError
 from transformers import TrainerCallback
 
 from proto.client import RewardClient, RewardRequestError, RewardServiceError
@@ -31,6 +33,10 @@ from trainer.recipe import RewardEntry
 from trainer.reward_items import build_items
 
 log = logging.getLogger(__name__)
+
+
+# What a failed call raises: no answer in time, a refusal, or an answer that breaks the contract.
+_CALL_FAILURES = (RewardServiceError, RewardRequestError, ValidationError, httpx.HTTPError)
 
 
 class RewardAbort(RuntimeError):
@@ -114,7 +120,7 @@ def make_reward_function(endpoint: RewardEndpoint) -> Callable[..., Any]:
         try:
             response = await endpoint.client().score(items, images=images, params=entry.params)
             rewards = list(response.rewards)
-        except (RewardServiceError, RewardRequestError) as exc:
+        except _CALL_FAILURES as exc:
             error = exc
         elapsed_ms = (time.perf_counter() - started) * 1000
         endpoint.record(error, elapsed_ms)
@@ -148,8 +154,14 @@ class RewardSet:
             raise abort
 
     async def preflight(self) -> None:
-        """Reach every service once before a model is loaded: a wrong URL fails in seconds."""
+        """Reach every service once before a model is loaded: a wrong URL fails in seconds.
+
+        In-process endpoints are left to `start_on`: starting one here would load its weights
+        twice (its lifespan ends with this loop).
+        """
         for ep in self.endpoints:
+            if all(u.startswith("inproc://") for u in ep.entry.endpoints):
+                continue
             try:
                 info = await ep.client().info()
             except (RewardServiceError, RewardRequestError) as exc:

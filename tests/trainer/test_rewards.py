@@ -239,3 +239,29 @@ def test_start_on_an_unreachable_service_names_it():
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
+
+
+def test_an_answer_that_breaks_the_contract_counts_as_a_failed_call():
+    from fastapi import FastAPI
+
+    from proto.models import ServiceInfo, ServiceLimits
+
+    app = FastAPI()
+    info = ServiceInfo(name="broken", version="0", score_range=(0.0, 1.0), params_schema={},
+                       limits=ServiceLimits(max_batch=8, max_body_bytes=1 << 20, max_concurrency=1,
+                                            max_queue=1), fingerprint="x")
+
+    @app.get("/v1/info")
+    def _info():
+        return info.model_dump(mode="json")
+
+    @app.post("/v1/score")
+    def _score():
+        return {"rewards": "not a list"}
+
+    with serve_app(app) as url:
+        endpoint = RewardEndpoint(_entry(url))
+        out, metrics = _call(make_reward_function(endpoint), [GOOD, GOOD])
+    assert out == [None, None]
+    assert metrics == {"rewards/format/failed": 1.0}
+    assert endpoint.failed_calls == 1 and "validation error" in endpoint.last_error.lower()
