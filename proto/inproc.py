@@ -9,12 +9,23 @@ from __future__ import annotations
 import asyncio
 import importlib
 import re
+import weakref
 
 import httpx
 
 _NAME = re.compile(r"^inproc://([a-z_][a-z0-9_]*)/?$")
 _STARTED: dict[str, list] = {}  # service -> [app, lifespan context, users]
-_LOCK = asyncio.Lock()
+# One lock per event loop: an asyncio.Lock binds to the first loop that waits on it, and a process
+# may run several loops over its life (a benchmark running two trainers, say).
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def _lock() -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
 
 
 class InprocApp:
@@ -37,7 +48,7 @@ class InprocApp:
         self._entered = False
 
     async def start(self) -> None:
-        async with _LOCK:
+        async with _lock():
             entry = _STARTED.get(self.service)
             if entry is None:
                 ctx = self.app.router.lifespan_context(self.app)
@@ -50,7 +61,7 @@ class InprocApp:
         if not self._entered:
             return
         self._entered = False
-        async with _LOCK:
+        async with _lock():
             entry = _STARTED[self.service]
             entry[2] -= 1
             if entry[2] == 0:

@@ -6,4 +6,4 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[services,math,trainer]"
-exec .venv/bin/rewardstack example "$@"
+exec .venv/bin/rewardstack demo "$@"

@@ -103,6 +103,17 @@ def cmd_example(args) -> int:
         return cmd_score(ns)
 
 
+def cmd_demo(args) -> int:
+    from trainer.demo import run_demo
+
+    out = run_demo(args.out, steps=args.steps)
+    from rich.markdown import Markdown
+
+    console.print(Markdown((out / "report.md").read_text()))
+    console.print(f"[green]done[/]: report, metrics.jsonl, rewards.png and adapter/ in {out}")
+    return 0
+
+
 def cmd_train(args) -> int:
     from trainer.recipe import load_recipe
     from trainer.train import run_training
@@ -163,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a service may take per step, retries included, before the run stops")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
     s.set_defaults(func=cmd_score)
+
+    s = sub.add_parser("demo", help="the CPU demo: a tiny VLM trained with GRPO against local services")
+    s.add_argument("--out", type=Path, default=Path("outputs/demo"))
+    s.add_argument("--steps", type=int, default=40, help="GRPO steps")
+    s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("example", help="start regex_format and score the shipped example file")
     s.add_argument("--input", type=Path, default=EXAMPLE_FILE)

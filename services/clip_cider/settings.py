@@ -32,7 +32,9 @@ class ClipCiderSettings(ServiceSettings):
             weights renormalised over the parts an item has; requests may override them.
     """
 
-    model_config = SettingsConfigDict(env_prefix="CLIP_CIDER_", extra="ignore")
+    # An empty CLIP_CIDER_CLIP_PRETRAINED is meaningful here (random weights), so empty values are
+    # read as given rather than as unset.
+    model_config = SettingsConfigDict(env_prefix="CLIP_CIDER_", extra="ignore", env_ignore_empty=False)
 
     clip_model: str = Field(default="ViT-B-32", min_length=1)
     clip_pretrained: str = Field(default="openai")
