@@ -145,6 +145,9 @@ def test_the_key_is_never_logged_or_returned(fake, caplog):
         assert KEY not in text and KEY[-16:] not in text
 
 
+# runpy re-executes main.py on purpose (it reads the environment at import); its warning about
+# the module already being imported is expected.
+@pytest.mark.filterwarnings("ignore:'services.llm_judge.main' found in sys.modules:RuntimeWarning")
 def test_main_refuses_to_start_without_a_key(monkeypatch):
     for var in ("LLM_JUDGE_API_KEY", "OPENROUTER_API_KEY", "LLM_JUDGE_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
