@@ -23,8 +23,8 @@ from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, Scor
 
 _JSON = {"content-type": "application/json"}
 RETRY_STATUSES = frozenset({502, 503, 504})
-_CONNECTION_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
-                      httpx.RemoteProtocolError, httpx.PoolTimeout)
+# Timeouts are handled on their own, before these: they mean the deadline, not a broken connection.
+_CONNECTION_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
 
 class RewardServiceError(RuntimeError):

@@ -109,7 +109,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
 
     @app.get("/readyz")
     async def readyz() -> Response:
-        reason = state.not_ready_reason() or _scorer_not_ready(scorer)
+        reason = _not_ready_reason(state, scorer)
         if reason:
             return Response(error_payload(ErrorType.not_ready, reason), status_code=503,
                             media_type="application/json")
@@ -176,12 +176,15 @@ async def _run_scorer(scorer: Scorer, batch: Batch, limiter) -> list[Scored]:
 
 
 def _check_ready(state: ServiceState, scorer: Scorer) -> None:
-    reason = state.not_ready_reason() or _scorer_not_ready(scorer)
+    reason = _not_ready_reason(state, scorer)
     if reason:
         raise ServiceError(ErrorType.not_ready, reason, retry_after=5)
 
 
-def _scorer_not_ready(scorer: Scorer) -> str | None:
+def _not_ready_reason(state: ServiceState, scorer: Scorer) -> str | None:
+    """Why the service cannot score now (loading, draining, or the scorer's own say), or None."""
+    if reason := state.not_ready_reason():
+        return reason
     return scorer.not_ready_reason() if hasattr(scorer, "not_ready_reason") else None
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from proto.models import ErrorBody, ErrorResponse, ErrorType
 
 
@@ -50,6 +48,3 @@ def validation_message(errors: list[dict]) -> str:
     more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
     return "; ".join(parts) + more
 
-
-def json_error(type_: ErrorType, message: str) -> dict:
-    return json.loads(error_payload(type_, message))
