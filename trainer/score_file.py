@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import statistics
 import time
@@ -38,6 +39,7 @@ def read_items(path: Path) -> tuple[list[dict], list[ScoreItem], dict[str, Image
     Other fields (ids, notes) are kept and written back untouched.
     """
     rows, items, images = [], [], {}
+    ids_by_path: dict[Path, str] = {}  # the K lines of a group name one file: read it once
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -45,8 +47,7 @@ def read_items(path: Path) -> tuple[list[dict], list[ScoreItem], dict[str, Image
             row = json.loads(line)
             fields = {k: v for k, v in row.items() if k in ITEM_FIELDS}
             if isinstance(row.get("image"), str):
-                image_id, images[image_id] = _local_image(path.parent / row["image"])
-                fields["image_id"] = image_id
+                fields["image_id"] = _local_image(path.parent / row["image"], ids_by_path, images)
             items.append(ScoreItem.model_validate(fields))
         except (json.JSONDecodeError, ValidationError, OSError, AttributeError) as exc:
             raise InputError(f"{path}:{n}: {_short(exc)}") from None
@@ -56,9 +57,15 @@ def read_items(path: Path) -> tuple[list[dict], list[ScoreItem], dict[str, Image
     return rows, items, images
 
 
-def _local_image(path: Path) -> tuple[str, ImageData]:
-    raw = path.read_bytes()
-    return path.name + ":" + str(len(raw)), ImageData(b64=base64.b64encode(raw).decode())
+def _local_image(path: Path, ids_by_path: dict[Path, str], images: dict[str, ImageData]) -> str:
+    """The id of the image file at `path`, keyed by content so that equal names never collide."""
+    resolved = path.resolve()
+    if resolved not in ids_by_path:
+        raw = resolved.read_bytes()
+        image_id = hashlib.sha256(raw).hexdigest()[:32]
+        images.setdefault(image_id, ImageData(b64=base64.b64encode(raw).decode()))
+        ids_by_path[resolved] = image_id
+    return ids_by_path[resolved]
 
 
 def _short(exc: Exception) -> str:

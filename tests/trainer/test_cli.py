@@ -86,3 +86,19 @@ def test_help_explains_every_command(capsys):
     text = capsys.readouterr().out
     for command in ("serve", "score", "train", "eval", "merge"):
         assert command in text
+
+
+def test_images_with_the_same_name_and_size_stay_distinct(tmp_path):
+    from PIL import Image
+
+    from trainer.score_file import read_items
+    for folder, colour in (("a", "red"), ("b", "blue")):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (4, 4), colour).save(tmp_path / folder / "x.bmp")  # same byte size
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"completion": "1", "image": "a/x.bmp"}\n{"completion": "2", "image": "b/x.bmp"}\n'
+                   '{"completion": "3", "image": "a/x.bmp"}\n')
+    assert (tmp_path / "a/x.bmp").stat().st_size == (tmp_path / "b/x.bmp").stat().st_size
+    _, items, images = read_items(src)
+    assert items[0].image_id == items[2].image_id != items[1].image_id
+    assert len(images) == 2
