@@ -19,6 +19,17 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def with_client(url: str, use, *, deadline_s: float = 60.0):
+    """Open a RewardClient on `url`, await `use(client)` on a fresh event loop, return its result."""
+    from proto.client import RewardClient
+
+    async def go():
+        async with RewardClient(url, deadline_s=deadline_s) as client:
+            return await use(client)
+
+    return asyncio.run(go())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -9,11 +9,11 @@ import httpx
 import pytest
 from PIL import Image
 
-from proto.client import RewardClient, RewardRequestError
+from proto.client import RewardRequestError
 from proto.models import ImageData, ItemStatus
 from services.clip_cider.scorer import ClipCiderScorer
 from services.common.app import create_app
-from tests.helpers import serve_app
+from tests.helpers import serve_app, with_client
 from tests.services.clip_cider.support import GOLDEN, GOLDEN_PATH, TINY_NAME, b64, encode, image, settings_for
 
 
@@ -27,11 +27,7 @@ def url(tiny_config, tmp_path_factory):
 
 
 def run(url, coro_fn):
-    async def go():
-        async with RewardClient(url, deadline_s=60) as client:
-            return await coro_fn(client)
-
-    return asyncio.run(go())
+    return with_client(url, coro_fn, deadline_s=60)
 
 
 def golden_items(rows):

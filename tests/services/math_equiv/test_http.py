@@ -6,12 +6,12 @@ import time
 import httpx
 import pytest
 
-from proto.client import RewardClient, RewardRequestError
+from proto.client import RewardRequestError
 from proto.models import ItemStatus
 from services.common.app import create_app
 from services.math_equiv.scorer import MathEquivScorer
 from services.math_equiv.settings import MathEquivSettings
-from tests.helpers import serve_app
+from tests.helpers import serve_app, with_client
 
 LIMIT_S = 2.0
 
@@ -24,11 +24,7 @@ def url():
 
 
 def run(url, coro_fn):
-    async def go():
-        async with RewardClient(url, deadline_s=60) as client:
-            return await coro_fn(client)
-
-    return asyncio.run(go())
+    return with_client(url, coro_fn, deadline_s=60)
 
 
 def case(i: int) -> tuple[dict, float | None]:

@@ -1,15 +1,14 @@
 """vqa_accuracy over real HTTP (uvicorn on 127.0.0.1) through RewardClient, and through inproc://."""
 
-import asyncio
 
 import pytest
 
-from proto.client import RewardClient, RewardRequestError
+from proto.client import RewardRequestError
 from proto.models import ItemStatus
 from services.common.app import create_app
 from services.vqa_accuracy.scorer import VqaAccuracyScorer
 from services.vqa_accuracy.settings import VqaAccuracySettings
-from tests.helpers import serve_app
+from tests.helpers import serve_app, with_client
 from tests.services.vqa_accuracy.golden import GOLDEN
 
 
@@ -21,11 +20,7 @@ def url():
 
 
 def run(url, coro_fn):
-    async def go():
-        async with RewardClient(url, deadline_s=30) as client:
-            return await coro_fn(client)
-
-    return asyncio.run(go())
+    return with_client(url, coro_fn, deadline_s=30)
 
 
 def golden_items(n):
