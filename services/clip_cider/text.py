@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+
+from services.common.tags import last_block
 
 _TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -30,11 +31,6 @@ def check_tag_name(tag: str) -> str:
     return tag
 
 
-@lru_cache(maxsize=32)
-def _tag_pattern(tag: str) -> re.Pattern[str]:
-    return re.compile(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL | re.IGNORECASE)
-
-
 def extract_explanation(completion: str, tag: str | None) -> str:
     """The content of the last `<tag>...</tag>` when there is one, else the whole completion.
 
@@ -42,7 +38,8 @@ def extract_explanation(completion: str, tag: str | None) -> str:
     'a dog runs'
     """
     if tag:
-        found = _tag_pattern(tag).findall(completion)
-        if found:
-            return found[-1].strip()
+        # Case-insensitive, as `<Explain>` counts; linear, as model output can be degenerate.
+        found = last_block(completion, tag, ignore_case=True)
+        if found is not None:
+            return found.strip()
     return completion.strip()

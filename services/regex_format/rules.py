@@ -33,11 +33,28 @@ def block_found(text: str, tag: str) -> bool:
     return start < end and bool(text[start + len(opening):end].strip())
 
 
-@lru_cache(maxsize=64)
-def _strict_regex(tags: tuple[str, ...]) -> re.Pattern[str]:
-    # Literal tags and one lazy group each: at most len(tags) lazy scans, no nested quantifiers.
-    body = r"\s*".join(f"<{re.escape(t)}>(.*?)</{re.escape(t)}>" for t in tags)
-    return re.compile(body, re.DOTALL)
+def _in_sequence(text: str, tags: tuple[str, ...]) -> bool:
+    """Whether `text` is the blocks of `tags` in order with only white space between them.
+
+    Each tag's opening and closing appear exactly once (the caller checked), so a plain scan
+    decides what `\\s*`.join(`<t>(.*?)</t>`) fullmatch would, in linear time and without `re`.
+    """
+    markers = [m for t in tags for m in (f"<{t}>", f"</{t}>")]
+    pos = 0
+    for i, tag in enumerate(tags):
+        opening, closing = f"<{tag}>", f"</{tag}>"
+        start = text.index(opening)
+        gap = text[pos:start]
+        if start < pos or (gap and (i == 0 or not gap.isspace())):
+            return False
+        content, end = start + len(opening), text.index(closing)
+        if end < content:
+            return False
+        group = text[content:end]
+        if any(m in group for m in markers):
+            return False
+        pos = end + len(closing)
+    return pos == len(text)
 
 
 def strict_tags(completion: str, tags: tuple[str, ...], partial: bool = False) -> Verdict:
@@ -49,10 +66,7 @@ def strict_tags(completion: str, tags: tuple[str, ...], partial: bool = False) -
     """
     text = completion.strip()
     parts = {t: float(block_found(text, t)) for t in tags}
-    match = _strict_regex(tags).fullmatch(text)
-    ok = match is not None and all(parts.values()) and not any(
-        f"<{t}>" in group or f"</{t}>" in group for group in match.groups() for t in tags
-    )
+    ok = all(parts.values()) and _in_sequence(text, tags)
     if ok:
         return Verdict(1.0, parts)
     return Verdict(0.5 * sum(parts.values()) / len(tags) if partial else 0.0, parts)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import re
 import unicodedata
 
+from services.common.tags import last_block
+
 _ARTICLES = frozenset({"a", "an", "the"})
-
-
-@functools.lru_cache(maxsize=32)
-def _tag_pattern(tag: str) -> re.Pattern[str]:
-    return re.compile(rf"<{re.escape(tag)}>(.*?)</{re.escape(tag)}>", re.DOTALL)
 
 
 def extract_answer(completion: str, tag: str) -> tuple[str, bool]:
@@ -24,9 +19,9 @@ def extract_answer(completion: str, tag: str) -> tuple[str, bool]:
         >>> extract_answer("<think>maybe 3</think><answer> 4 </answer>", "answer")
         ('4', True)
     """
-    found = _tag_pattern(tag).findall(completion)
-    if found:
-        return found[-1].strip(), True
+    found = last_block(completion, tag)  # linear: no regex backtracking on model output
+    if found is not None:
+        return found.strip(), True
     return completion.strip(), False
 
 
