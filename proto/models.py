@@ -140,6 +140,8 @@ class ServiceLimits(_Strict):
     max_body_bytes: int
     max_concurrency: int
     max_queue: int
+    # Longer completions are unscorable (completion_too_long); None from servers that predate it.
+    max_completion_chars: int | None = None
 
 
 class ServiceInfo(_Strict):

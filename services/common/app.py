@@ -31,7 +31,15 @@ from services.common.errors import ServiceError, error_payload, validation_messa
 from services.common.lifecycle import ServiceState, install_drain_on_sigterm
 from services.common.limits import BodyLimitMiddleware, Gate
 from services.common.metrics import ServiceMetrics
-from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, Scorer, UpstreamError
+from services.common.scoring import (
+    Batch,
+    NotReadyError,
+    ParamsError,
+    Scored,
+    Scorer,
+    UpstreamError,
+    score_capped,
+)
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger("rewardstack.service")
@@ -148,7 +156,11 @@ async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
     except ValidationError as exc:
         raise ServiceError(ErrorType.validation, "params." + validation_message(exc.errors())) from None
     metrics.batch_size.observe(n)
-    results = await _run_scorer(scorer, Batch(req.items, req.images, params), limiter)
+    cap_name = settings.model_config.get("env_prefix", "") + "MAX_COMPLETION_CHARS"
+    results = await score_capped(
+        Batch(req.items, req.images, params), settings.max_completion_chars, cap_name,
+        lambda batch: _run_scorer(scorer, batch, limiter),
+    )
     if len(results) != n:
         raise RuntimeError(f"{scorer.name} returned {len(results)} results for {n} items")
     metrics.observe_items(results)
@@ -205,6 +217,7 @@ def _service_info(scorer: Scorer, settings: ServiceSettings) -> ServiceInfo:
             max_body_bytes=settings.max_body_bytes,
             max_concurrency=settings.max_concurrency,
             max_queue=settings.max_queue,
+            max_completion_chars=settings.max_completion_chars,
         ),
         config=json.loads(json.dumps(config, default=str)),
         fingerprint=hashlib.sha256(blob.encode()).hexdigest()[:16],

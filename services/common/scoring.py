@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -102,4 +102,36 @@ def score_each(
         except Exception as exc:
             log.exception("item failed to score")
             out.append(Scored.error(f"internal error: {type(exc).__name__}"))
+    return out
+
+
+COMPLETION_TOO_LONG = "completion_too_long"
+
+
+async def score_capped(
+    batch: Batch, max_chars: int, setting: str,
+    run: Callable[[Batch], Awaitable[list[Scored]]],
+) -> list[Scored]:
+    """`run(batch)` on the items whose completion has at most `max_chars` characters.
+
+    Longer ones never reach the scorer: each is unscorable (null) with reason
+    `completion_too_long`, in its place. A collapsing policy's 64 KB floods then cost a length
+    check, whatever the scorer does per character. `setting` names the variable that raises it.
+    """
+    items = batch.items
+    keep = [i for i, item in enumerate(items) if len(item.completion) <= max_chars]
+    if len(keep) == len(items):
+        return await run(batch)
+    out = [
+        Scored.unscorable(
+            f"{COMPLETION_TOO_LONG}: {len(item.completion)} characters, over {setting}={max_chars}"
+        )
+        for item in items
+    ]
+    if keep:
+        got = await run(Batch([items[i] for i in keep], batch.images, batch.params))
+        if len(got) != len(keep):
+            raise RuntimeError(f"the scorer returned {len(got)} results for {len(keep)} items")
+        for i, result in zip(keep, got, strict=True):
+            out[i] = result
     return out

@@ -13,6 +13,12 @@ class ServiceSettings(BaseSettings):
 
     A subclass sets `model_config = SettingsConfigDict(env_prefix="MY_SERVICE_")`, so that
     `MY_SERVICE_MAX_BATCH=64` reaches `max_batch`.
+
+    Parameters that bound the work of one item:
+        max_completion_chars (int, default 32768): an item whose completion is longer is not
+            scored: its reward is null, status `unscorable`, reason `completion_too_long`. Real
+            completions are a few thousand characters; a collapsing policy's floods are not.
+            Shown in /v1/info under `limits`.
     """
 
     # env_ignore_empty: compose cannot leave a variable unset, only empty (`${X:-}`); empty = unset.
@@ -27,6 +33,11 @@ class ServiceSettings(BaseSettings):
     )
     max_queue: int = Field(
         default=64, ge=0, description="Requests allowed to wait; beyond it a 503 with Retry-After."
+    )
+    max_completion_chars: int = Field(
+        default=32 * 1024, ge=1,
+        description="Longest completion scored, in characters; longer items are unscorable "
+        "(reason completion_too_long).",
     )
     retry_after_s: int = Field(default=1, ge=1, description="Retry-After sent with a 503.")
     auth_token: SecretStr | None = Field(

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import logging
 from collections import Counter
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -129,9 +130,12 @@ class LlmJudgeScorer:
         if self.client.refused:
             raise NotReadyError(self.client.refused)
         rubric = self._rubric(getattr(batch.params, "rubric", None))
+        # Everything that reads the texts (pre-checks, answer extraction, hashing, the prompt)
+        # runs in a thread: a 32 KB completion must not stall /healthz on the event loop.
         images = await asyncio.to_thread(self._prepare_images, batch) if self.settings.send_image else {}
+        plans = await asyncio.to_thread(self._plan_all, batch.items, rubric, images)
         outcomes = await asyncio.gather(
-            *(self._item(item, rubric, images) for item in batch.items), return_exceptions=True
+            *(self._item(plan, rubric) for plan in plans), return_exceptions=True
         )
         return self._collect(outcomes)
 
@@ -154,7 +158,17 @@ class LlmJudgeScorer:
                         len(results), dict(failed))
         return results
 
-    async def _item(self, item: ScoreItem, rubric: Rubric, images: dict) -> Scored:
+    def _plan_all(self, items, rubric: Rubric, images: dict) -> list[Scored | _Call | Exception]:
+        out: list[Scored | _Call | Exception] = []
+        for item in items:
+            try:
+                out.append(self._plan(item, rubric, images))
+            except Exception as exc:  # one item's bug costs that item alone (see _collect)
+                out.append(exc)
+        return out
+
+    def _plan(self, item: ScoreItem, rubric: Rubric, images: dict) -> Scored | _Call:
+        """The item's score without the judge, or the call to make: runs in a worker thread."""
         pre = precheck(item.completion, rubric)
         if pre is not None:
             self.metrics.prechecked.inc()
@@ -170,13 +184,6 @@ class LlmJudgeScorer:
         s = self.settings
         key = cache_key(s.model, rubric.fingerprint, s.structured, s.temperature, s.max_tokens,
                         item.prompt, item.reference, item.completion, image_hash)
-        result, hit = await self.cache.get_or_call(key, lambda: self._judge(item, rubric, image_uri))
-        if hit != "miss":
-            self.metrics.cache_hits.labels(hit).inc()
-        return result
-
-    async def _judge(self, item: ScoreItem, rubric: Rubric, image_uri: str | None) -> Scored:
-        s = self.settings
         body: dict = {
             "model": s.model,
             "messages": rubric.messages(item.completion, item.reference, item.prompt,
@@ -188,6 +195,20 @@ class LlmJudgeScorer:
             body["response_format"] = score_schema(rubric.scale)
         if s.wants_usage_accounting:
             body["usage"] = {"include": True}
+        return _Call(key, body)
+
+    async def _item(self, plan: Scored | _Call | Exception, rubric: Rubric) -> Scored:
+        if isinstance(plan, Exception):
+            raise plan
+        if isinstance(plan, Scored):
+            return plan
+        result, hit = await self.cache.get_or_call(plan.key, lambda: self._judge(plan.body, rubric))
+        if hit != "miss":
+            self.metrics.cache_hits.labels(hit).inc()
+        return result
+
+    async def _judge(self, body: dict, rubric: Rubric) -> Scored:
+        s = self.settings
         try:
             async with asyncio.timeout(s.item_deadline_s):
                 reply = await self.client.complete(body)
@@ -197,7 +218,7 @@ class LlmJudgeScorer:
             )
         except (BudgetExhaustedError, CallFailedError) as exc:
             return Scored.error(self.client.scrub(str(exc)))
-        got = extract_score(reply.content, rubric.scale, s.structured)
+        got = await asyncio.to_thread(extract_score, reply.content, rubric.scale, s.structured)
         if got is None:
             head = self.client.scrub(reply.content)[:80]
             return Scored.error(f"unparseable judge reply: {head!r}")
@@ -220,6 +241,14 @@ class LlmJudgeScorer:
             uri = f"data:{mime};base64,{base64.b64encode(raw).decode()}"
             out[image_id] = (uri, content_hash(raw))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A judge call to make: its cache key and its request body."""
+
+    key: str
+    body: dict
 
 
 def _has_reference(reference: str | list[str] | None) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.models import ScoreItem
-from services.common.scoring import Batch, NotReadyError, Scored
+from services.common.scoring import Batch, NotReadyError, Scored, score_each
 from services.math_equiv.extract import choice_indices, chosen_index, extract_answer
 from services.math_equiv.numeric import numeric_rule
 from services.math_equiv.pool import WorkerPool
@@ -124,14 +124,15 @@ class MathEquivScorer:
     async def score(self, batch: Batch) -> list[Scored]:
         if self._pool is None or self._threads is None:
             raise NotReadyError("math workers are not started yet; wait for /readyz")
+        # Answer extraction reads whole completions: a worker thread, never the event loop.
         tag = batch.params.answer_tag
-        return list(await asyncio.gather(*(self._score_one(it, tag) for it in batch.items)))
+        plans = await asyncio.to_thread(score_each, batch.items, lambda it: self._plan(it, tag))
+        return list(await asyncio.gather(*(self._score_one(plan) for plan in plans)))
 
-    async def _score_one(self, item: ScoreItem, tag: str) -> Scored:
+    async def _score_one(self, plan: Scored | _Job) -> Scored:
+        if isinstance(plan, Scored):
+            return plan
         try:
-            plan = self._plan(item, tag)
-            if isinstance(plan, Scored):
-                return plan
             loop = asyncio.get_running_loop()
             reply = await loop.run_in_executor(self._threads, self._pool.run, plan.task)
             return self._read(reply, plan.finish)
