@@ -38,8 +38,9 @@ def _in_sequence(text: str, tags: tuple[str, ...]) -> bool:
 
     Each tag's opening and closing appear exactly once (the caller checked), so a plain scan
     decides what `\\s*`.join(`<t>(.*?)</t>`) fullmatch would, in linear time and without `re`.
+    Uniqueness also means no block can hold another tracked tag: each one's only occurrence
+    is its own place in the sequence.
     """
-    markers = [m for t in tags for m in (f"<{t}>", f"</{t}>")]
     pos = 0
     for i, tag in enumerate(tags):
         opening, closing = f"<{tag}>", f"</{tag}>"
@@ -47,11 +48,8 @@ def _in_sequence(text: str, tags: tuple[str, ...]) -> bool:
         gap = text[pos:start]
         if start < pos or (gap and (i == 0 or not gap.isspace())):
             return False
-        content, end = start + len(opening), text.index(closing)
-        if end < content:
-            return False
-        group = text[content:end]
-        if any(m in group for m in markers):
+        end = text.index(closing)
+        if end < start + len(opening):
             return False
         pos = end + len(closing)
     return pos == len(text)
