@@ -24,6 +24,8 @@ SMALL: dict[str, str] = {
     "close_repeated": "</answer>" * 400,
     "pairs_repeated": "<answer>4</answer>" * 150,
     "think_repeated_then_answer": "<think>" * 300 + "<answer>4</answer>",
+    "draft_then_correct": "<think>hm</think><answer>3</answer> no: <answer>four</answer>",
+    "explain_draft_then_correct": "<explain>a cat</explain> <EXPLAIN>a dog runs in the park</explain>",
     "nested": "<answer><answer>4</answer></answer>",
     "nested_think": "<think><think>x</think></think><answer>4</answer>",
     "unclosed": "<think>let me see <answer>4",
