@@ -68,3 +68,45 @@ def first_block(text: str, tag: str) -> str | None:
         return None
     end = text.find(closing, start + len(opening))
     return None if end < 0 else text[start + len(opening):end]
+
+
+def _last_loose_tag(folded: str, name: str, closing: bool, limit: int) -> tuple[int, int] | None:
+    """(start, end) of the last `<\\s*name\\s*>` (or `</\\s*name\\s*>`) lying wholly in folded[:limit].
+
+    Such a tag holds one `<`, so two never overlap and the last one holds the last `name` that
+    is one: scanning names from the right, each failure costs only the white space beside it.
+    """
+    end = limit
+    while (i := folded.rfind(name, 0, end)) >= 0:
+        end = i + len(name) - 1  # names may overlap ("aa" in "aaa"): step one character left
+        k = i + len(name)
+        while k < limit and folded[k].isspace():
+            k += 1
+        if k >= limit or folded[k] != ">":
+            continue
+        j = i - 1
+        while j >= 0 and folded[j].isspace():
+            j -= 1
+        if closing:
+            if j >= 1 and folded[j] == "/" and folded[j - 1] == "<":
+                return j - 1, k + 1
+        elif j >= 0 and folded[j] == "<":
+            return j, k + 1
+    return None
+
+
+def last_loose_block(text: str, tag: str) -> str | None:
+    """What `<\\s*tag\\s*>(.*)</\\s*tag\\s*>` means to math_equiv, case-insensitively, in linear time.
+
+    The content between the last closing tag and the nearest opening tag before it (so
+    `<a>x <a>y</a>` gives "y"); None when either is missing. White space is `str.isspace`, as
+    `\\s` is to `re`; case is `re.IGNORECASE`'s for an ASCII `tag`.
+    """
+    if not tag.isascii():
+        raise ValueError(f"case-insensitive tags must be ASCII: {tag!r}")
+    folded, name = _fold(text), tag.lower()
+    close = _last_loose_tag(folded, name, True, len(folded))
+    if close is None:
+        return None
+    opening = _last_loose_tag(folded, name, False, close[0])
+    return None if opening is None else text[opening[1]:close[0]]

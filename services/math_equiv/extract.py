@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from services.common.tags import last_loose_block
+
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 # A number as people write a final answer: thousands separators, a sign, a currency, a unit or
@@ -51,17 +53,10 @@ def extract_answer(completion: str, tag: str) -> str | None:
 
 
 def _last_tag(text: str, tag: str) -> str | None:
-    name = re.escape(tag)
-    closes = list(re.finditer(rf"</\s*{name}\s*>", text, re.IGNORECASE))
-    if not closes:
-        return None
-    end = closes[-1].start()
-    # The opening tag nearest before the last closing one: `<a>x <a>y</a>` answers "y".
-    opens = list(re.finditer(rf"<\s*{name}\s*>", text[:end], re.IGNORECASE))
-    if not opens:
-        return None
-    content = text[opens[-1].end():end]
-    return content if content.strip() else None
+    # The opening tag nearest before the last closing one: `<a>x <a>y</a>` answers "y". A scanner,
+    # not `re`: `< answer >` and `</ANSWER>` count, and no input can make it backtrack.
+    content = last_loose_block(text, tag)
+    return content if content is not None and content.strip() else None
 
 
 def last_boxed(text: str) -> str | None:

@@ -27,6 +27,7 @@ SMALL: dict[str, str] = {
     "draft_then_correct": "<think>hm</think><answer>3</answer> no: <answer>four</answer>",
     "explain_draft_then_correct": "<explain>a cat</explain> <EXPLAIN>a dog runs in the park</explain>",
     "nested": "<answer><answer>4</answer></answer>",
+    "loose_tags": "< Answer >3</ANSWER>\n<\tanswer\u3000>4</ answer\n>",
     "nested_think": "<think><think>x</think></think><answer>4</answer>",
     "unclosed": "<think>let me see <answer>4",
     "unopened": "4</answer></think>",
@@ -83,7 +84,16 @@ def _block_fuzz(seed: int, n: int) -> dict[str, str]:
     return out
 
 
-FUZZ = {**_fuzz(7, 400, 40), **_block_fuzz(11, 600)}
+def _loose_fuzz(seed: int, n: int) -> dict[str, str]:
+    """Tags with white space inside and odd case, as math_equiv accepts them (`< Answer >`)."""
+    rng = random.Random(seed)
+    pieces = ["<", ">", "/", "answer", "ANSWER", "Answer", " ", "\n", "\u3000", "\v", "4", "x",
+              "İ", "ı", "ſ", "K", "< answer >", "</ answer\n>", "<answer>", "</answer>", "\\boxed{"]
+    return {f"loose_{seed}_{i}": "".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+            for i in range(n)}
+
+
+FUZZ = {**_fuzz(7, 400, 40), **_block_fuzz(11, 600), **_loose_fuzz(13, 600)}
 
 LARGE: dict[str, str] = {
     "open_repeated_32k": "<answer>" * 4000,            # 32 000 characters: under the cap
@@ -145,3 +155,16 @@ def old_rubric_answer(self, completion: str) -> str | None:
     if match is None:
         return None
     return (match.group(1) if match.groups() else match.group(0)).strip()
+
+
+def old_math_last_tag(text: str, tag: str) -> str | None:
+    name = re.escape(tag)
+    closes = list(re.finditer(rf"</\s*{name}\s*>", text, re.IGNORECASE))
+    if not closes:
+        return None
+    end = closes[-1].start()
+    opens = list(re.finditer(rf"<\s*{name}\s*>", text[:end], re.IGNORECASE))
+    if not opens:
+        return None
+    content = text[opens[-1].end():end]
+    return content if content.strip() else None

@@ -87,12 +87,13 @@ def _llm_judge(_tmp, fake) -> Service:
 
 
 def _math_equiv(_tmp, _fake) -> Service:
+    from services.math_equiv import extract
     from services.math_equiv import scorer as mod
     from services.math_equiv.settings import MathEquivSettings
 
     s = MathEquivSettings(workers=2, time_limit_s=5.0)
-    # Its extractor did not change (its patterns were linear already): no oracle to patch in.
-    return Service("math_equiv", mod.MathEquivScorer(s), s, [({}, "4")], (mod, "extract_answer"), None)
+    return Service("math_equiv", mod.MathEquivScorer(s), s, [({}, "4")], (mod, "extract_answer"),
+                   (extract, "_last_tag", d.old_math_last_tag))
 
 
 BUILD = {"regex_format": _regex_format, "vqa_accuracy": _vqa_accuracy, "clip_cider": _clip_cider,
@@ -163,7 +164,8 @@ def _oracle(svc: Service, params: dict, items: list[dict], monkeypatch):
             try:
                 return await scorer.score(batch)
             finally:
-                await scorer.aclose()
+                if scorer is not svc.scorer:
+                    await scorer.aclose()
         return asyncio.run(go())
     return scorer.score(batch)
 

@@ -8,6 +8,7 @@ import pytest
 from services.clip_cider.text import extract_explanation
 from services.common import tags
 from services.llm_judge.rubrics import Rubric, RubricError, _parse, answer_regex, load_rubric
+from services.math_equiv import extract as math_extract
 from services.regex_format import rules
 from services.vqa_accuracy.normalize import extract_answer
 from tests.services import degenerate as d
@@ -67,6 +68,16 @@ def test_vqa_and_clip_extraction_equal_the_old_findall():
         assert extract_explanation(text, None) == d.old_extract_explanation(text, None)
 
 
+def test_math_answer_tags_equal_the_old_finditer(monkeypatch):
+    extract = math_extract
+    for tag in ("answer", "SOLUTION", "a", "aa"):
+        got = {name: extract.extract_answer(text, tag) for name, text in SMALL.items()}
+        monkeypatch.setattr(extract, "_last_tag", d.old_math_last_tag)
+        want = {name: extract.extract_answer(text, tag) for name, text in SMALL.items()}
+        monkeypatch.undo()
+        assert got == want, tag
+
+
 @pytest.mark.parametrize("pattern", [r"<answer>(.*?)</answer>", r"<answer>.*?</answer>",
                                      r"ANSWER: (\w+)", r"<(?:answer|solution)>(.*?)</(?:answer|solution)>"])
 def test_rubric_answer_by_re2_equals_re_search(pattern):
@@ -92,4 +103,5 @@ def test_large_members_are_scanned():
         assert extract_answer(text, "answer")[1] == ("</answer>" in text), name
         rules.strict_tags(text, d.TAGS5, partial=True)
         extract_explanation(text, "explain")
+        math_extract.extract_answer(text, "answer")
         Rubric(name="t", system="s", user="${completion}").answer(text)
