@@ -8,15 +8,18 @@ has none either. Each returns exactly what the regex would, in the same order.
 
 from __future__ import annotations
 
-# Under re.IGNORECASE a few non-ASCII characters match ASCII letters (sre's case equivalences):
-# dotless ı and dotted İ match "i", long ſ matches "s", the Kelvin sign matches "k". Folding
-# them with ASCII upper case, one character for one, keeps every position of the text valid.
-_FOLD = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
-_FOLD.update({0x130: ord("i"), 0x131: ord("i"), 0x17F: ord("s"), 0x212A: ord("k")})
-
 
 def _fold(text: str) -> str:
-    return text.translate(_FOLD)
+    """`text` with each character that re.IGNORECASE matches to an ASCII letter made that letter.
+
+    Under re.IGNORECASE a few non-ASCII characters match ASCII letters (sre's case
+    equivalences): dotted İ and dotless ı match "i", long ſ matches "s", the Kelvin sign matches
+    "k". One character stays one, so every position in the folded text is valid in `text`
+    (İ is replaced before `lower()`, which alone would make it two).
+    """
+    if text.isascii():
+        return text.lower()
+    return text.replace("\u0130", "i").lower().replace("\u0131", "i").replace("\u017f", "s")
 
 
 def block_spans(text: str, tag: str, *, ignore_case: bool = False) -> list[tuple[int, int]]:
