@@ -136,7 +136,9 @@ def env_for(service: str, tmp: Path, fake_url: str) -> dict[str, str]:
                 "CLIP_CIDER_CLIP_DEVICE": "cpu", "CLIP_CIDER_CORPUS_PATH": str(GOLDEN_PATH)}
     if service == "llm_judge":
         return {"LLM_JUDGE_BASE_URL": fake_url, "LLM_JUDGE_API_KEY": "bench",
-                "LLM_JUDGE_MODEL": "fake/judge", "LLM_JUDGE_MAX_UPSTREAM_CONCURRENCY": "16"}
+                "LLM_JUDGE_MODEL": "fake/judge", "LLM_JUDGE_MAX_UPSTREAM_CONCURRENCY": "16",
+                # The default 600 calls a minute would throttle the bench itself after ten rounds.
+                "LLM_JUDGE_REQUESTS_PER_MINUTE": "0"}
     return {}
 
 
