@@ -2,7 +2,7 @@
 
 A backtracking `<t>(.*?)</t>` costs O(n²) on `"<t>" * 8000` (each opening tag scans to the end
 for a closing one that never comes) and holds the GIL the whole time. These scanners use only
-`str.find`, and stop at the first opening tag that has no closing tag after it: every later one
+`str.find`/`rfind`, and stop at the first opening tag that has no closing tag after it: every later one
 has none either. Each returns exactly what the regex would, in the same order.
 """
 
@@ -61,16 +61,6 @@ def last_block(text: str, tag: str, *, ignore_case: bool = False) -> str | None:
         return None
     a, b = spans[-1]
     return text[a:b]
-
-
-def first_block(text: str, tag: str) -> str | None:
-    """The content of the first `<tag>…</tag>`: `re.search(r"<tag>(.*?)</tag>", text, re.S)`."""
-    opening, closing = f"<{tag}>", f"</{tag}>"
-    start = text.find(opening)
-    if start < 0:
-        return None
-    end = text.find(closing, start + len(opening))
-    return None if end < 0 else text[start + len(opening):end]
 
 
 def _last_loose_tag(folded: str, name: str, closing: bool, limit: int) -> tuple[int, int] | None:

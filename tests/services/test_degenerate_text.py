@@ -24,8 +24,8 @@ def test_blocks_equal_findall(tag):
         assert tags.blocks(text, tag) == re.findall(pattern, text, re.DOTALL), name
         want = re.findall(pattern, text, re.DOTALL | re.IGNORECASE)
         assert tags.blocks(text, tag, ignore_case=True) == want, name
-        first = re.search(pattern, text, re.DOTALL)
-        assert tags.first_block(text, tag) == (first.group(1) if first else None), name
+        last = tags.last_block(text, tag)
+        assert last == (want_cs[-1] if (want_cs := re.findall(pattern, text, re.DOTALL)) else None), name
 
 
 def test_case_folding_is_exactly_re_ignorecase_on_every_code_point():
