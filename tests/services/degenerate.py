@@ -104,6 +104,8 @@ LARGE: dict[str, str] = {
     "flood_lt_64k": "<" * 64_000,
     "mixed_scripts_32k": (MIXED * 600)[:32_000],
     "explain_open_32k": "<explain>" * 3500,
+    # Every block boundary is a place the old joined pattern could end a group: ~C(44, 5) tries.
+    "five_tags_x40_then_junk": "".join(f"<{t}>x</{t}>" for t in TAGS5) * 40 + " x",
 }
 
 
