@@ -69,6 +69,9 @@ class Scorer(Protocol):
 
     `score` may be a plain function (the framework runs it in a worker thread, off the event loop)
     or a coroutine function (awaited directly; for scorers that wait on processes or the network).
+    A coroutine scorer runs on the event loop, so it must hand its own CPU work (reading the
+    completions, parsing replies) to a thread: /healthz answers only while the loop is free.
+    Items whose completion is over the service's `max_completion_chars` never reach `score`.
     It returns one `Scored` per item, in order. It raises `ParamsError`, `UpstreamError` or
     `NotReadyError` only for failures of the whole request; a bad item becomes a `Scored` with
     reward None, never an exception.
