@@ -64,7 +64,7 @@ class JudgeParams(BaseModel):
 
 class LlmJudgeScorer:
     name = "llm_judge"
-    version = "0.1.0"
+    version = "0.2.0"
     score_range = (0.0, 1.0)
     params_model = JudgeParams
 
