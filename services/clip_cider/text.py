@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
+from typing import Literal
 
 _TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -21,6 +23,22 @@ def tokenize(text: str) -> list[str]:
     """
     text = unicodedata.normalize("NFC", text).lower()
     return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text).split()
+
+
+Tokenizer = Literal["default", "ptb"]
+# Written into /v1/info and logged with rewards: a tokenizer change changes every CIDEr value.
+TOKENIZER_VERSIONS: dict[str, str] = {
+    "default": "nfc-lower-punct-split/1", "ptb": "pycocoevalcap-ptb-3.4.1/1",
+}
+
+
+def tokenizer_for(name: Tokenizer) -> Callable[[str], list[str]]:
+    """The CIDEr tokenizer called `name`: `default` (any language) or `ptb` (COCO's, English)."""
+    if name == "ptb":
+        from services.clip_cider.ptb import tokenize_ptb
+
+        return tokenize_ptb
+    return tokenize
 
 
 def check_tag_name(tag: str) -> str:
