@@ -53,6 +53,13 @@ class JudgeParams(BaseModel):
         default=None,
         description="A built-in rubric for this request (default: the service's LLM_JUDGE_RUBRIC).",
     )
+    structured: bool | None = Field(
+        default=None,
+        description="true: ask for JSON {reason, score} with a JSON schema (`response_format`; the "
+        "upstream must support it) and read only its `score`. false: the judge ends its reply with "
+        "a line `Score: <number>` and only that line is read. A reply without exactly one score "
+        "there is null, reason 'unparseable judge reply'. Default: LLM_JUDGE_STRUCTURED.",
+    )
 
     @field_validator("rubric")
     @classmethod
@@ -129,9 +136,12 @@ class LlmJudgeScorer:
         if self.client.refused:
             raise NotReadyError(self.client.refused)
         rubric = self._rubric(getattr(batch.params, "rubric", None))
+        asked = getattr(batch.params, "structured", None)
+        structured = self.settings.structured if asked is None else asked
         images = await asyncio.to_thread(self._prepare_images, batch) if self.settings.send_image else {}
         outcomes = await asyncio.gather(
-            *(self._item(item, rubric, images) for item in batch.items), return_exceptions=True
+            *(self._item(item, rubric, images, structured) for item in batch.items),
+            return_exceptions=True,
         )
         return self._collect(outcomes)
 
@@ -154,7 +164,7 @@ class LlmJudgeScorer:
                         len(results), dict(failed))
         return results
 
-    async def _item(self, item: ScoreItem, rubric: Rubric, images: dict) -> Scored:
+    async def _item(self, item: ScoreItem, rubric: Rubric, images: dict, structured: bool) -> Scored:
         pre = precheck(item.completion, rubric)
         if pre is not None:
             self.metrics.prechecked.inc()
@@ -168,23 +178,27 @@ class LlmJudgeScorer:
                 return Scored.unscorable(got)
             image_uri, image_hash = got
         s = self.settings
-        key = cache_key(s.model, rubric.fingerprint, s.structured, s.temperature, s.max_tokens,
+        key = cache_key(s.model, rubric.fingerprint, structured, s.temperature, s.max_tokens,
                         item.prompt, item.reference, item.completion, image_hash)
-        result, hit = await self.cache.get_or_call(key, lambda: self._judge(item, rubric, image_uri))
+        result, hit = await self.cache.get_or_call(
+            key, lambda: self._judge(item, rubric, image_uri, structured)
+        )
         if hit != "miss":
             self.metrics.cache_hits.labels(hit).inc()
         return result
 
-    async def _judge(self, item: ScoreItem, rubric: Rubric, image_uri: str | None) -> Scored:
+    async def _judge(
+        self, item: ScoreItem, rubric: Rubric, image_uri: str | None, structured: bool
+    ) -> Scored:
         s = self.settings
         body: dict = {
             "model": s.model,
             "messages": rubric.messages(item.completion, item.reference, item.prompt,
-                                        reply_rule(rubric.scale, s.structured), image_uri),
+                                        reply_rule(rubric.scale, structured), image_uri),
             "temperature": s.temperature,
             "max_tokens": s.max_tokens,
         }
-        if s.structured:
+        if structured:
             body["response_format"] = score_schema(rubric.scale)
         if s.wants_usage_accounting:
             body["usage"] = {"include": True}
@@ -197,7 +211,7 @@ class LlmJudgeScorer:
             )
         except (BudgetExhaustedError, CallFailedError) as exc:
             return Scored.error(self.client.scrub(str(exc)))
-        got = extract_score(reply.content, rubric.scale, s.structured)
+        got = extract_score(reply.content, rubric.scale, structured)
         if got is None:
             head = self.client.scrub(reply.content)[:80]
             return Scored.error(f"unparseable judge reply: {head!r}")

@@ -10,6 +10,7 @@ import pytest
 
 from proto.models import ItemStatus
 from services.llm_judge.extract import extract_score, reply_rule
+from services.llm_judge.scorer import JudgeParams
 from tests.services.llm_judge.fake_openai import chat
 from tests.services.llm_judge.support import item, score, scorer_for
 
@@ -72,3 +73,14 @@ class TestThroughTheUpstream:
         assert json_reply.reward == 0.0 and json_reply.status is ItemStatus.ok
         assert line_reply.reward is None  # structured mode reads the JSON only
         assert fake.requests[0].body["response_format"]["type"] == "json_schema"
+
+
+class TestStructuredParam:
+    def test_a_request_can_ask_for_json_where_the_service_reads_score_lines(self, fake):
+        fake.script(chat('{"reason": "one of 2 is wrong", "score": 0.5}'), chat("Score: 1"))
+        scorer = scorer_for(fake, max_upstream_concurrency=1)
+        [json_reply] = score(scorer, [item()], params=JudgeParams(structured=True))
+        [line_reply] = score(scorer, [item()], params=JudgeParams(structured=False))
+        assert (json_reply.reward, line_reply.reward) == (0.5, 1.0)
+        assert "response_format" in fake.requests[0].body
+        assert "response_format" not in fake.requests[1].body
