@@ -91,3 +91,18 @@ def test_the_scorer_with_tokenizer_ptb_matches_pycocoevalcap(tiny_config):
     assert [r.parts["cider"] for r in results] == pytest.approx(expected, abs=1e-9, rel=0)
     assert [r.parts["cider"] for r in default] != pytest.approx(expected, abs=1e-9, rel=0)
     assert set(info) == {"default", "ptb"}
+
+
+def test_fixed_corpus_frequencies_follow_the_tokenizer(tiny_config, tmp_path):
+    # A corpus in raw text: its document frequencies differ under the two tokenizers.
+    corpus = tmp_path / "corpus.jsonl"
+    refs = [["A man's snow-covered tire-swing."], ["A man is on a tire swing."], ["Snow covered it."]]
+    corpus.write_text("".join(json.dumps({"references": r}) + "\n" for r in refs), encoding="utf-8")
+    item = ScoreItem(completion="<explain>a man's tire-swing</explain>", reference=refs[0])
+    with loaded(settings_for(tiny_config, corpus_path=corpus)) as scorer:
+        [ptb] = scorer.score(Batch([item], {}, ClipCiderParams(tokenizer="ptb")))
+        [default] = scorer.score(Batch([item], {}, ClipCiderParams()))
+    for result, tok in [(ptb, tokenize_ptb), (default, tokenize)]:
+        cider = CiderD.from_reference_sets([[tok(r) for r in rs] for rs in refs])
+        assert result.parts["cider"] == cider.score(tok("a man's tire-swing"), [tok(refs[0][0])])
+    assert ptb.parts["cider"] != default.parts["cider"]
