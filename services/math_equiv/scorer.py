@@ -29,7 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from proto.models import ScoreItem
 from services.common.scoring import Batch, NotReadyError, Scored
-from services.math_equiv.extract import choice_indices, chosen_index, extract_answer, is_plain_number
+from services.math_equiv.extract import (
+    choice_indices,
+    chosen_index,
+    extract_answer,
+    is_delimited,
+    is_plain_number,
+)
 from services.math_equiv.numeric import numeric_rule
 from services.math_equiv.pool import WorkerPool
 from services.math_equiv.settings import MathEquivSettings
@@ -189,7 +195,7 @@ def _references(reference: str | list[str] | None) -> list[str]:
 
 def _word_of(text: str) -> str | None:
     """The word that makes `text` prose rather than math; None for math and plain numbers."""
-    return None if is_plain_number(text) else first_word(text)
+    return None if is_plain_number(text) else first_word(text, is_delimited(text))
 
 
 def _mathematical(refs: list[str]) -> tuple[list[str], str | None]:

@@ -68,6 +68,17 @@ class TestWordAnswers:
         result = one(scorer, answer, reference)
         assert (result.reward, result.status, result.reason) == (0.0, ItemStatus.ok, "not_equivalent")
 
+    @pytest.mark.parametrize("answer", ["The answer is $5$", "$5$ meters", "so \\(5\\) it is",
+                                        "\\boxed{5} apples", "$$5$$"])
+    def test_prose_around_delimited_math_is_not_read(self, scorer, answer):
+        # math-verify extracts the delimited math and skips the prose, as it did before.
+        assert verify(parse("5"), parse(answer))
+        assert one(scorer, answer, "5").reward == 1.0
+
+    def test_words_inside_the_delimiters_are_read(self, scorer):
+        assert one(scorer, "The answer is $forty two$", "42").reward == 0.0
+        assert one(scorer, "so \\boxed{two forty}", "240").reward == 0.0
+
     def test_a_word_answer_against_an_unreadable_reference_is_still_null(self, scorer):
         assert one(scorer, "forty two", "\\frac{").reward is None
 
@@ -89,6 +100,14 @@ class TestFirstWord:
     )
     def test_words(self, text, word):
         assert first_word(text) == word
+
+    @pytest.mark.parametrize(
+        ("text", "word"),
+        [("The answer is $5$", None), ("so $listen$ then", "listen"), ("\\(x\\) and \\[yes\\]", "yes"),
+         ("\\boxed{Paris} is it", "Paris"), ("\\$5 and $\\text{cm}$ there", None), ("$$ab$$ cd", "ab")],
+    )
+    def test_delimited_text_reads_only_its_math(self, text, word):
+        assert first_word(text, delimited=True) == word
 
     def test_long_input_is_one_pass(self):
         assert first_word("\\text{" * 50_000 + "a") is None
