@@ -2,15 +2,18 @@
 
 pycocoevalcap tokenizes captions with Stanford CoreNLP 3.4.1's PTBTokenizer (`-preserveLines
 -lowerCase`) and then drops the tokens in its PUNCTUATIONS list. This module reproduces that
-pipeline for one caption: a longest-match lexer over each white-space chunk, whose rules follow
-the PTBLexer grammar (contractions split as `do n't`, `man 's`; hyphenated words and numbers
+pipeline for one caption: a longest-match lexer over the line (JFlex semantics: the longest
+match wins, trailing context counts towards its length, ties go to the earlier rule), whose
+rules follow the PTBLexer grammar (contractions split as `do n't`, `man 's`; hyphenated words and numbers
 kept whole; abbreviations and acronyms keep their period; brackets become `-lrb-` & co., which
 pycocoevalcap does not drop because it compares them in upper case), then the same filter.
 
 It is checked token for token against the Java tokenizer's output on the sentences in
-tests/data/ptb/. Characters the Stanford lexer cannot tokenize are deleted, as its default
-`untokenizable=firstDelete` does. Every rule is matched within a bounded window from its start,
-so a chunk of any length costs time linear in its length.
+tests/data/ptb/. A character no rule here matches is deleted, as the Stanford lexer's default
+`untokenizable=firstDelete` does with the characters it does not know; rare symbols outside
+the tested set may differ. Every rule is matched within a bounded window from its start, so a
+line of any length costs time linear in its length (a token longer than the window, which no
+caption has, is cut).
 
 Reference: pycocoevalcap/tokenizer/ptbtokenizer.py; Stanford CoreNLP PTBLexer.flex.
 """
