@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -10,17 +12,23 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from proto.models import ScoreItem
-from services.clip_cider.cider import CiderD, load_corpus
+from services.clip_cider.cider import CiderD, Corpus, load_corpus
 from services.clip_cider.clip import CLIP_WEIGHT, PROMPT_PREFIX, ClipEmbedder, ClipSpec, clip_score
 from services.clip_cider.images import ImageEmbeddings, embed_request_images
 from services.clip_cider.metrics import ClipCiderCollector
 from services.clip_cider.settings import ClipCiderSettings
-from services.clip_cider.text import check_tag_name, extract_explanation, tokenize
+from services.clip_cider.text import (
+    TOKENIZER_VERSIONS,
+    Tokenizer,
+    check_tag_name,
+    extract_explanation,
+    tokenizer_for,
+)
 from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, score_each
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = "nfc-lower-punct-split/1"
+TOKENIZER_VERSION = TOKENIZER_VERSIONS["default"]
 
 
 class ClipCiderParams(BaseModel):
@@ -40,6 +48,13 @@ class ClipCiderParams(BaseModel):
     w_clip: float | None = Field(default=None, ge=0)
     w_cider: float | None = Field(default=None, ge=0)
     cider_cap: float | None = Field(default=None, gt=0)
+    tokenizer: Tokenizer = Field(
+        default="default",
+        description="CIDEr tokens. 'default': NFC, lower case, every Unicode punctuation mark a "
+        "space (any language, e.g. Vietnamese). 'ptb': what pycocoevalcap's Stanford PTBTokenizer "
+        "and punctuation removal give (English; `man 's`, `do n't`, `snow-covered` kept whole), "
+        "so CIDEr-D is comparable with COCO numbers.",
+    )
 
     @field_validator("explain_tag")
     @classmethod
@@ -56,6 +71,7 @@ class _Plan:
     cap: float
     cider: CiderD | None
     cider_off: str | None  # why there is no CIDEr part, when there is none
+    tokenize: Callable[[str], list[str]]
 
 
 @dataclass
@@ -74,7 +90,7 @@ class ClipCiderScorer:
     """
 
     name = "clip_cider"
-    version = "1.0.0"
+    version = "1.1.0"
     score_range = (0.0, 1.0)
     params_model = ClipCiderParams
 
@@ -90,7 +106,10 @@ class ClipCiderScorer:
             batch_wait_s=settings.clip_batch_wait_ms / 1000,
             cache_size=settings.image_cache_size,
         )
-        self._cider: CiderD | None = None
+        self._corpus: Corpus | None = None
+        # The fixed corpus's document frequencies under each tokenizer, built on first use.
+        self._cider_by_tokenizer: dict[str, CiderD] = {}
+        self._cider_lock = threading.Lock()
         self._corpus_facts: dict[str, Any] = {}
         self._load_error: str | None = None
 
@@ -98,9 +117,8 @@ class ClipCiderScorer:
         try:
             if self.settings.corpus_path is not None:
                 corpus = load_corpus(self.settings.corpus_path)
-                self._cider = CiderD.from_reference_sets(
-                    [[tokenize(r) for r in refs] for refs in corpus.reference_sets]
-                )
+                self._corpus = corpus
+                self._fixed_cider("default")  # built now, so no request pays for it
                 self._corpus_facts = {"path": str(corpus.path), "sha256": corpus.sha256,
                                       "documents": len(corpus.reference_sets)}
                 log.info("CIDEr-D corpus %s: %d reference sets, sha256 %s",
@@ -135,7 +153,8 @@ class ClipCiderScorer:
                 "weight": CLIP_WEIGHT}
         if spec.random_init:
             clip["seed"] = spec.seed
-        cider: dict[str, Any] = {"n": 4, "sigma": 6.0, "tokenizer": TOKENIZER_VERSION}
+        cider: dict[str, Any] = {"n": 4, "sigma": 6.0, "tokenizer": TOKENIZER_VERSION,
+                                 "tokenizers": TOKENIZER_VERSIONS}
         if s.corpus_path is None:
             cider["off"] = self._no_corpus_reason()
         else:
@@ -151,8 +170,10 @@ class ClipCiderScorer:
             raise NotReadyError(self.not_ready_reason() or "CLIP is not loaded")
         items: list[ScoreItem] = list(batch.items)
         params: ClipCiderParams = batch.params
+        tokenize = tokenizer_for(params.tokenizer)
         prepared = [
-            _Prepared(extract_explanation(it.completion, params.explain_tag), _references(it)) for it in items
+            _Prepared(extract_explanation(it.completion, params.explain_tag), _references(it, tokenize))
+            for it in items
         ]
         plan = self._plan(params, [p.references for p in prepared if p.references])
         self._embed(items, prepared, batch)
@@ -164,15 +185,27 @@ class ClipCiderScorer:
         w_cider = s.w_cider if params.w_cider is None else params.w_cider
         if w_clip + w_cider <= 0:
             raise ParamsError("w_clip and w_cider are both 0; give one of them a weight")
-        cider, off = self._cider, None
         if params.corpus == "request":
             # pycocoevalcap's definition on this batch: every item with references is a document.
             cider = CiderD.from_reference_sets(request_refs) if request_refs else None
             off = None if request_refs else "no item of this request has references"
-        elif cider is None:
-            off = self._no_corpus_reason()
+        else:
+            cider = self._fixed_cider(params.tokenizer)
+            off = None if cider is not None else self._no_corpus_reason()
         cap = s.cider_cap if params.cider_cap is None else params.cider_cap
-        return _Plan(w_clip, w_cider, cap, cider, off)
+        return _Plan(w_clip, w_cider, cap, cider, off, tokenizer_for(params.tokenizer))
+
+    def _fixed_cider(self, tokenizer: Tokenizer) -> CiderD | None:
+        """CIDEr-D with the fixed corpus's document frequencies under `tokenizer`, or None."""
+        if self._corpus is None:
+            return None
+        with self._cider_lock:
+            if tokenizer not in self._cider_by_tokenizer:
+                tokenize = tokenizer_for(tokenizer)
+                self._cider_by_tokenizer[tokenizer] = CiderD.from_reference_sets(
+                    [[tokenize(r) for r in refs] for refs in self._corpus.reference_sets]
+                )
+            return self._cider_by_tokenizer[tokenizer]
 
     def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
         images: ImageEmbeddings = embed_request_images(
@@ -195,7 +228,7 @@ class ClipCiderScorer:
                 "params.corpus='request')")
 
 
-def _references(item: ScoreItem) -> list[list[str]] | None:
+def _references(item: ScoreItem, tokenize: Callable[[str], list[str]]) -> list[list[str]] | None:
     refs = [item.reference] if isinstance(item.reference, str) else (item.reference or [])
     if not any(r.strip() for r in refs):
         return None
@@ -209,7 +242,7 @@ def _combine(p: _Prepared, plan: _Plan) -> Scored:
     if p.text is not None and isinstance(p.image, torch.Tensor):
         parts["clip"] = clip_score(p.image, p.text)
     if p.references and plan.cider is not None:
-        parts["cider"] = plan.cider.score(tokenize(p.explanation), p.references)
+        parts["cider"] = plan.cider.score(plan.tokenize(p.explanation), p.references)
     if not parts:
         why = f"no image, and {plan.cider_off}" if p.references else "no image and no references"
         return Scored.unscorable(f"nothing to score: {why}")

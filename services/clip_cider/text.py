@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from typing import Literal
 
 from services.common.tags import last_block
 
@@ -22,6 +24,22 @@ def tokenize(text: str) -> list[str]:
     """
     text = unicodedata.normalize("NFC", text).lower()
     return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text).split()
+
+
+Tokenizer = Literal["default", "ptb"]
+# Written into /v1/info and logged with rewards: a tokenizer change changes every CIDEr value.
+TOKENIZER_VERSIONS: dict[str, str] = {
+    "default": "nfc-lower-punct-split/1", "ptb": "pycocoevalcap-ptb-3.4.1/1",
+}
+
+
+def tokenizer_for(name: Tokenizer) -> Callable[[str], list[str]]:
+    """The CIDEr tokenizer called `name`: `default` (any language) or `ptb` (COCO's, English)."""
+    if name == "ptb":
+        from services.clip_cider.ptb import tokenize_ptb
+
+        return tokenize_ptb
+    return tokenize
 
 
 def check_tag_name(tag: str) -> str:

@@ -1,4 +1,10 @@
-"""Read the judge's score out of its reply: JSON-schema structured output, or the first number."""
+"""Read the judge's score out of its reply: JSON-schema structured output, or a final `Score:` line.
+
+Only the place the judge was told to put its score is read. A reply that reasons aloud is full
+of numbers ("2+2=4, so the completion is wrong. Score: 0"); reading the first one graded
+that reply 1.0. Anything else (no score line, two of them, a score line with more on it) is
+None, which the scorer turns into a null reward with reason `unparseable judge reply`.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,9 @@ import math
 import re
 from dataclasses import dataclass
 
-_NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
+# ASCII digits only, and fullmatch on one short line: no backtracking over a reply.
+_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+_SCORE_LABEL = "score:"
 # A reasoning judge may think aloud before it scores; its thoughts are full of numbers.
 _THINK = re.compile(r"<think>.*?(</think>|$)", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
@@ -41,7 +49,11 @@ def reply_rule(scale: tuple[float, float], structured: bool) -> str:
             f'Reply with a JSON object {{"reason": "<one sentence>", "score": <number from {lo} '
             f"to {hi}>}} and nothing else."
         )
-    return f"Reply with the score alone: one number from {lo} to {hi}, and nothing else."
+    return (
+        f"You may reason briefly first. End your reply with one final line of the form "
+        f"`Score: <number from {lo} to {hi}>`, with nothing after the number, and write no "
+        "other line that starts with `Score:`."
+    )
 
 
 @dataclass(frozen=True)
@@ -53,7 +65,7 @@ class Extracted:
 
 def extract_score(reply: str, scale: tuple[float, float], structured: bool) -> Extracted | None:
     """The score in `reply`, clamped to `scale`; None when the reply holds no usable score."""
-    raw = _from_json(reply) if structured else _first_number(reply)
+    raw = _from_json(reply) if structured else _from_score_line(reply)
     if raw is None or not math.isfinite(raw):
         return None
     lo, hi = scale
@@ -61,9 +73,20 @@ def extract_score(reply: str, scale: tuple[float, float], structured: bool) -> E
     return Extracted(raw=raw, clamped=clamped, normalised=(clamped - lo) / (hi - lo))
 
 
-def _first_number(reply: str) -> float | None:
-    match = _NUMBER.search(_THINK.sub(" ", reply))
-    return float(match.group(0)) if match else None
+def _from_score_line(reply: str) -> float | None:
+    """The number on the reply's one `Score:` line, which must be its last non-blank line.
+
+    A reply that is a lone number and nothing else is read too: it cannot be misread.
+    """
+    lines = [line.strip() for line in _THINK.sub(" ", reply).splitlines()]
+    lines = [line for line in lines if line]
+    if len(lines) == 1 and _NUMBER.fullmatch(lines[0]):
+        return float(lines[0])
+    labelled = [line for line in lines if line[: len(_SCORE_LABEL)].lower() == _SCORE_LABEL]
+    if len(labelled) != 1 or labelled[0] != lines[-1]:
+        return None
+    value = lines[-1][len(_SCORE_LABEL):].strip()
+    return float(value) if _NUMBER.fullmatch(value) else None
 
 
 def _from_json(reply: str) -> float | None:

@@ -54,6 +54,13 @@ class JudgeParams(BaseModel):
         default=None,
         description="A built-in rubric for this request (default: the service's LLM_JUDGE_RUBRIC).",
     )
+    structured: bool | None = Field(
+        default=None,
+        description="true: ask for JSON {reason, score} with a JSON schema (`response_format`; the "
+        "upstream must support it) and read only its `score`. false: the judge ends its reply with "
+        "a line `Score: <number>` and only that line is read. A reply without exactly one score "
+        "there is null, reason 'unparseable judge reply'. Default: LLM_JUDGE_STRUCTURED.",
+    )
 
     @field_validator("rubric")
     @classmethod
@@ -65,7 +72,7 @@ class JudgeParams(BaseModel):
 
 class LlmJudgeScorer:
     name = "llm_judge"
-    version = "0.1.0"
+    version = "0.2.0"
     score_range = (0.0, 1.0)
     params_model = JudgeParams
 
@@ -130,12 +137,14 @@ class LlmJudgeScorer:
         if self.client.refused:
             raise NotReadyError(self.client.refused)
         rubric = self._rubric(getattr(batch.params, "rubric", None))
+        asked = getattr(batch.params, "structured", None)
+        structured = self.settings.structured if asked is None else asked
         # Everything that reads the texts (pre-checks, answer extraction, hashing, the prompt)
         # runs in a thread: a 32 KB completion must not stall /healthz on the event loop.
         images = await asyncio.to_thread(self._prepare_images, batch) if self.settings.send_image else {}
-        plans = await asyncio.to_thread(self._plan_all, batch.items, rubric, images)
+        plans = await asyncio.to_thread(self._plan_all, batch.items, rubric, images, structured)
         outcomes = await asyncio.gather(
-            *(self._item(plan, rubric) for plan in plans), return_exceptions=True
+            *(self._item(plan, rubric, structured) for plan in plans), return_exceptions=True
         )
         return self._collect(outcomes)
 
@@ -158,16 +167,17 @@ class LlmJudgeScorer:
                         len(results), dict(failed))
         return results
 
-    def _plan_all(self, items, rubric: Rubric, images: dict) -> list[Scored | _Call | Exception]:
+    def _plan_all(self, items, rubric: Rubric, images: dict,
+                  structured: bool) -> list[Scored | _Call | Exception]:
         out: list[Scored | _Call | Exception] = []
         for item in items:
             try:
-                out.append(self._plan(item, rubric, images))
+                out.append(self._plan(item, rubric, images, structured))
             except Exception as exc:  # one item's bug costs that item alone (see _collect)
                 out.append(exc)
         return out
 
-    def _plan(self, item: ScoreItem, rubric: Rubric, images: dict) -> Scored | _Call:
+    def _plan(self, item: ScoreItem, rubric: Rubric, images: dict, structured: bool) -> Scored | _Call:
         """The item's score without the judge, or the call to make: runs in a worker thread."""
         pre = precheck(item.completion, rubric)
         if pre is not None:
@@ -182,32 +192,34 @@ class LlmJudgeScorer:
                 return Scored.unscorable(got)
             image_uri, image_hash = got
         s = self.settings
-        key = cache_key(s.model, rubric.fingerprint, s.structured, s.temperature, s.max_tokens,
+        key = cache_key(s.model, rubric.fingerprint, structured, s.temperature, s.max_tokens,
                         item.prompt, item.reference, item.completion, image_hash)
         body: dict = {
             "model": s.model,
             "messages": rubric.messages(item.completion, item.reference, item.prompt,
-                                        reply_rule(rubric.scale, s.structured), image_uri),
+                                        reply_rule(rubric.scale, structured), image_uri),
             "temperature": s.temperature,
             "max_tokens": s.max_tokens,
         }
-        if s.structured:
+        if structured:
             body["response_format"] = score_schema(rubric.scale)
         if s.wants_usage_accounting:
             body["usage"] = {"include": True}
         return _Call(key, body)
 
-    async def _item(self, plan: Scored | _Call | Exception, rubric: Rubric) -> Scored:
+    async def _item(self, plan: Scored | _Call | Exception, rubric: Rubric, structured: bool) -> Scored:
         if isinstance(plan, Exception):
             raise plan
         if isinstance(plan, Scored):
             return plan
-        result, hit = await self.cache.get_or_call(plan.key, lambda: self._judge(plan.body, rubric))
+        result, hit = await self.cache.get_or_call(
+            plan.key, lambda: self._judge(plan.body, rubric, structured)
+        )
         if hit != "miss":
             self.metrics.cache_hits.labels(hit).inc()
         return result
 
-    async def _judge(self, body: dict, rubric: Rubric) -> Scored:
+    async def _judge(self, body: dict, rubric: Rubric, structured: bool) -> Scored:
         s = self.settings
         try:
             async with asyncio.timeout(s.item_deadline_s):
@@ -218,7 +230,7 @@ class LlmJudgeScorer:
             )
         except (BudgetExhaustedError, CallFailedError) as exc:
             return Scored.error(self.client.scrub(str(exc)))
-        got = await asyncio.to_thread(extract_score, reply.content, rubric.scale, s.structured)
+        got = await asyncio.to_thread(extract_score, reply.content, rubric.scale, structured)
         if got is None:
             head = self.client.scrub(reply.content)[:80]
             return Scored.error(f"unparseable judge reply: {head!r}")

@@ -29,7 +29,9 @@ class LlmJudgeSettings(ServiceSettings):
 
     Judging:
         rubric: a built-in rubric name (`default`, `correctness`) or a path to a rubric YAML file.
-        structured: ask for a JSON-schema structured reply instead of reading the first number.
+        structured: ask for JSON with a schema (`response_format`, for upstreams that support
+            it) and read its `score`; off, the judge ends its reply with a `Score: <number>`
+            line and only that line is read. Either way a reply without one clear score is null.
         send_image: send the item's image to the judge as a data URI (a vision model is needed).
         temperature, max_tokens: sampling of the judge.
 

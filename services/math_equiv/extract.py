@@ -16,9 +16,11 @@ _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # A number as people write a final answer: thousands separators, a sign, a currency, a unit or
 # percent or degree after it. math-verify reads these correctly as written; anything else is
 # LaTeX or an expression and is read inside $...$ (see worker.parse_answer).
-_NUMBER = r"[-+]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+# A lone comma may be a decimal comma (`1,22`); words.with_decimal_point reads it.
+_NUMBER = r"[-+]?(?:\d{1,3}(?:[ ,]\d{3})+(?:\.\d+)?|\d+,\d+|\d+(?:\.\d+)?|\.\d+)"
 _UNIT = r"(?:%|°|(?:\s*[A-Za-z]{2,}|\s+[A-Za-z])(?:\s+[A-Za-z]+)*(?:\s*/\s*[A-Za-z]+)?(?:\^?[23]|[²³])?)"
-_PLAIN = re.compile(rf"[$€£¥]?\s*{_NUMBER}\s*{_UNIT}?\.?")
+_CURRENCY = r"[$€£¥]"
+_PLAIN = re.compile(rf"{_CURRENCY}?\s*{_NUMBER}\s*(?:{_UNIT}|{_CURRENCY})?\.?")
 _PLAIN_MAX_CHARS = 64
 # Delimiters math-verify finds by itself; wrapping such text in $...$ again would break it.
 _DELIMITED = re.compile(r"\$|\\\(|\\\[|\\boxed|\\fbox")

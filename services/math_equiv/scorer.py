@@ -6,7 +6,10 @@ than the `max_answer_chars` setting (0.0, `answer_too_long`). Equivalence is mat
 `verify(gold, prediction)`, run in killable worker processes under a hard time limit
 (services.math_equiv.pool). MathVista items are scored as MathVista does: multiple choice by
 the option's letter or text, integer and float answers numerically at the item's precision.
-A reference that cannot be read is `null` (unscorable), never 0.0 or 1.0.
+A reference that cannot be read is `null` (unscorable), never 0.0 or 1.0; so is a reference made
+of words (`Paris`, `forty two`): words are not math (services.math_equiv.words), and an answer
+made of words is not equal to a mathematical reference (0.0, `not_equivalent`). A decimal comma
+reads as math-verify's default reads it (`1,22` is 1.22), and a currency sign may follow a number.
 
 References: math-verify, https://github.com/huggingface/Math-Verify ; MathVista,
 https://github.com/lupantech/MathVista (evaluation/calculate_score.py).
@@ -26,10 +29,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from proto.models import ScoreItem
 from services.common.scoring import Batch, NotReadyError, Scored, score_each
-from services.math_equiv.extract import choice_indices, chosen_index, extract_answer
+from services.math_equiv.extract import (
+    choice_indices,
+    chosen_index,
+    extract_answer,
+    is_delimited,
+    is_plain_number,
+)
 from services.math_equiv.numeric import numeric_rule
 from services.math_equiv.pool import WorkerPool
 from services.math_equiv.settings import MathEquivSettings
+from services.math_equiv.words import first_word
 from services.math_equiv.worker import Reply, Task
 
 log = logging.getLogger(__name__)
@@ -69,7 +79,7 @@ class MathEquivScorer:
     """
 
     name = "math_equiv"
-    version = "1.0.0"
+    version = "1.1.0"
     score_range = (0.0, 1.0)
     params_model = MathEquivParams
 
@@ -155,8 +165,17 @@ class MathEquivScorer:
             if answer is None or too_long:
                 return Scored.ok(0.0, "answer_too_long" if too_long else "no_answer")
             return _Job(("number", answer), rule.judge)
+        refs, words = _mathematical(refs)
+        if not refs:
+            return Scored.unscorable(
+                f"the reference is words, not math ({words!r}); math_equiv compares mathematical answers"
+            )
         if too_long:
             return _Job(("equiv", tuple(refs), None), _too_long)
+        if answer is not None and _word_of(answer) is not None:
+            # Words never equal a mathematical reference; the worker still reads the reference,
+            # so that an unreadable one stays null.
+            return _Job(("equiv", tuple(refs), None), _not_equivalent)
         return _Job(("equiv", tuple(refs), answer), _equivalence)
 
     def _read(self, reply: Reply, finish: Callable[[Reply], Scored]) -> Scored:
@@ -173,6 +192,21 @@ class MathEquivScorer:
 def _references(reference: str | list[str] | None) -> list[str]:
     refs = [reference] if isinstance(reference, str) else list(reference or [])
     return [r.strip() for r in refs if r and r.strip()]
+
+
+def _word_of(text: str) -> str | None:
+    """The word that makes `text` prose rather than math; None for math and plain numbers."""
+    return None if is_plain_number(text) else first_word(text, is_delimited(text))
+
+
+def _mathematical(refs: list[str]) -> tuple[list[str], str | None]:
+    """The references that are math, and the first word found in those that are not."""
+    words = [_word_of(r) for r in refs]
+    return [r for r, w in zip(refs, words, strict=True) if w is None], next(filter(None, words), None)
+
+
+def _not_equivalent(reply: Reply) -> Scored:
+    return Scored.ok(0.0, "not_equivalent")
 
 
 def _equivalence(reply: Reply) -> Scored:

@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from services.math_equiv.extract import is_delimited, is_plain_number
+from services.math_equiv.words import with_decimal_point
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,10 @@ Reply = tuple[Any, ...]
 def parse_answer(text: str) -> list:
     """Parse a final answer (or a reference) with math-verify, reading it whole.
 
-    A plain number ("1,234", "45°", "5 cm", "50%") is read as written, where math-verify's
-    number patterns apply. Text with its own delimiters ($…$, \\(…\\), \\boxed) is read as
-    written, as LaTeX. Anything else is read as LaTeX inside $…$: as written, math-verify's
+    A plain number ("1,234", "45°", "5 cm", "50%", "1,000.99$") is read as written, where
+    math-verify's number patterns apply, with a decimal comma as a point ("1,22" is 1.22).
+    Text with its own delimiters ($…$, \\(…\\), \\boxed) is read as written, as LaTeX.
+    Anything else is read as LaTeX inside $…$: as written, math-verify's
     plain-text patterns would take a fragment as the answer ("x^2+1" -> 1, "3 or 4" -> 4,
     "2^{10}" -> 2), which turns hedged or wrong answers into right ones.
 
@@ -44,7 +46,7 @@ def parse_answer(text: str) -> list:
 
     text = text.strip()
     if is_plain_number(text):
-        candidate, config = text, [ExprExtractionConfig()]
+        candidate, config = with_decimal_point(text), [ExprExtractionConfig()]
     elif is_delimited(text):
         candidate, config = text, [LatexExtractionConfig()]
     else:

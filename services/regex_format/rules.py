@@ -9,7 +9,11 @@ from typing import Literal
 
 import re2
 
-Mode = Literal["think_answer", "reasoning_solution", "think_answer_explain", "tags", "pattern"]
+Mode = Literal[
+    "think_answer", "reasoning_solution", "think_answer_explain", "tags", "pattern",
+    # Other trainers' rewards, reproduced exactly (services.regex_format.presets).
+    "trl_think_format", "openr1_format", "openr1_tag_count",
+]
 
 PRESET_TAGS: dict[str, tuple[str, ...]] = {
     "think_answer": ("think", "answer"),

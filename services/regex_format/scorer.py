@@ -7,14 +7,24 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.common.scoring import Batch, ParamsError, Scored, score_each
-from services.regex_format import rules
+from services.regex_format import presets, rules
 from services.regex_format.settings import RegexFormatSettings
 
 
 class RegexFormatParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: rules.Mode | None = Field(default=None, description="Rule; the service's default when absent.")
+    mode: rules.Mode | None = Field(
+        default=None,
+        description="Rule; the service's default when absent. think_answer / think_answer_explain: "
+        "exactly those tag blocks in order, white space around; reasoning_solution: 0.5 per "
+        "<REASONING>/<SOLUTION> block; tags: your ordered 'tags'; pattern: your RE2 'pattern'. "
+        "Presets that give other trainers' numbers exactly, on the raw completion: "
+        "trl_think_format (TRL think_format_reward: starts with <think>, one </think> after, any "
+        "text after it), openr1_format (open-r1 format_reward: '<think>\\n…\\n</think>\\n"
+        "<answer>\\n…\\n</answer>' with those newlines), openr1_tag_count (open-r1 "
+        "tag_count_reward: 0.25 per newline-delimited tag present exactly once).",
+    )
     tags: list[str] | None = Field(default=None, description="Ordered tag names for mode 'tags'.")
     pattern: str | None = Field(default=None, description="RE2 regex for mode 'pattern'.")
     match: Literal["full", "search"] = Field(
@@ -22,7 +32,8 @@ class RegexFormatParams(BaseModel):
     )
     partial: bool = Field(
         default=False,
-        description="Tag modes: up to 0.5 for the blocks found when the full structure is not met.",
+        description="Tag modes: up to 0.5 for the blocks found when the full structure is not met. "
+        "The trl_/openr1_ presets ignore it: they give what their originals give.",
     )
 
     @model_validator(mode="after")
@@ -40,7 +51,7 @@ class RegexFormatParams(BaseModel):
 
 class RegexFormatScorer:
     name = "regex_format"
-    version = "1.0.0"
+    version = "1.1.0"
     score_range = (0.0, 1.0)
     params_model = RegexFormatParams
 
@@ -65,6 +76,8 @@ class RegexFormatScorer:
         if mode in rules.PRESET_TAGS or mode == "tags":
             tags = tuple(params.tags) if mode == "tags" else rules.PRESET_TAGS[mode]
             return lambda text: rules.strict_tags(text, tags, params.partial)
+        if mode in presets.PRESETS:
+            return presets.PRESETS[mode]
         if mode == "reasoning_solution":
             return rules.reasoning_solution
         if mode == "pattern":

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from rapidfuzz import fuzz
 from rapidfuzz.distance import Levenshtein
 
 from services.vqa_accuracy.normalize import lower_collapse, normalize_text
 
+# "paper": a similarity equal to the threshold scores 0; "docvqa": it is kept.
+AnlsBoundary = Literal["paper", "docvqa"]
 
-def anls(prediction: str, references: Sequence[str], threshold: float = 0.5) -> float:
+
+def anls(
+    prediction: str, references: Sequence[str], threshold: float = 0.5, boundary: AnlsBoundary = "paper"
+) -> float:
     """Average Normalized Levenshtein Similarity of one answer: the best over `references`.
 
     Per reference, NL = Levenshtein(p, r) / max(|p|, |r|) after lower-casing and collapsing
     white space; the score is 1 - NL when NL < 1 - `threshold`, else 0. `threshold` is the
     similarity cut, so the published tau = 0.5 is threshold = 0.5 (a similarity of exactly 0.5
-    scores 0, as in the paper). Two empty strings are identical (1.0).
+    scores 0, as in the paper). With `boundary="docvqa"` a similarity equal to the threshold is
+    kept, as the DocVQA / RRC leaderboard evaluation script does (`if question_result <
+    threshold: question_result = 0`). Two empty strings are identical (1.0).
 
     Example:
         >>> anls("a zero", ["zero"])
         0.6666666666666667
 
     References:
-        Biten et al., "Scene Text Visual Question Answering", ICCV 2019.
+        Biten et al., "Scene Text Visual Question Answering", ICCV 2019; the Robust Reading
+        Competition's DocVQA evaluation script (rrc.cvc.uab.es, task 1), for `boundary="docvqa"`.
     """
     tau = 1.0 - threshold
     pred = lower_collapse(prediction)
@@ -31,7 +40,8 @@ def anls(prediction: str, references: Sequence[str], threshold: float = 0.5) -> 
     for ref in map(lower_collapse, references):
         longest = max(len(pred), len(ref))
         nl = Levenshtein.distance(pred, ref) / longest if longest else 0.0
-        if nl < tau:
+        kept = nl < tau if boundary == "paper" else 1.0 - nl >= threshold
+        if kept:
             best = max(best, 1.0 - nl)
     return best
 

@@ -7,7 +7,8 @@ EvalAI VQA challenge runs) so that each quirk survives on purpose:
 - punctuation and digit/article processing run ONLY when the human answers disagree as raw
   strings; ten identical answers are compared with the raw prediction ("a 0" vs ten "0" is 0.0);
 - a punctuation mark is deleted when it touches a space anywhere in the text, or when the text
-  holds a digit-comma-digit group; otherwise it becomes a space;
+  holds a digit-comma-digit group; otherwise it becomes a space; "digit" means ASCII 0-9, as in
+  Python 2's `re` without re.UNICODE;
 - the period pattern's look-behind is mistyped (`(?!<=\\d)`), so every period not followed by a
   digit goes, and `re.UNICODE` lands in `sub`'s `count`: at most 32 periods are removed;
 - number words become digits, articles go, and a lower-cased contraction table fills in
@@ -32,8 +33,11 @@ _ARTICLES = frozenset({"a", "an", "the"})
 _PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-",
           ">", "<", "@", "`", ",", "?", "!")  # fmt: skip
 # The official pattern, typo included: "(?!<=\d)" is a look-ahead for the text "<=digit".
-_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)")
-_DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)")
+# The official code is Python 2 and compiles these without re.UNICODE, so its \d is [0-9]
+# only: "٣.٥" loses its period there, and "٣,٣" is not a digit-comma-digit group. re.ASCII
+# keeps that meaning under Python 3, whose \d would match every Unicode digit.
+_PERIOD = re.compile(r"(?!<=\d)(\.)(?!\d)", re.ASCII)
+_DIGIT_COMMA_DIGIT = re.compile(r"(\d)(,)(\d)", re.ASCII)
 # The official code passes re.UNICODE (== 32) where `count` goes.
 _PERIOD_COUNT = int(re.UNICODE)
 

@@ -7,7 +7,8 @@ Modes (`params.mode`, default VQA_ACCURACY_DEFAULT_MODE):
              official code would; send those to `exact` instead. A single answer (a string, or
              a one-element list, as in Path-VQA) scores 1.0 iff the processed prediction equals
              the processed answer.
-    anls     ANLS with the threshold as similarity cut (0.5 = the published tau).
+    anls     ANLS with the threshold as similarity cut (0.5 = the published tau); a similarity
+             equal to it scores 0 as in the paper, or is kept with anls_boundary="docvqa".
     exact    exact match after NFC, case-folding, punctuation and article removal.
     partial  the ViVQA-X rule: 1.0 exact, 0.5 when half the reference's words appear, else 0.
     fuzzy    rapidfuzz ratio to the closest reference, 0 below the threshold.
@@ -53,6 +54,12 @@ class VqaAccuracyParams(BaseModel):
         default=None, ge=0.0, le=1.0,
         description="anls/fuzzy: similarity below which the score is 0 (anls: at or below).",
     )
+    anls_boundary: metrics.AnlsBoundary = Field(
+        default="paper",
+        description="anls at a similarity exactly equal to the threshold: 'paper' scores it 0 "
+        "(Biten et al. 2019, NL < tau), 'docvqa' keeps it, as the DocVQA leaderboard's "
+        "evaluation script does (similarity >= threshold).",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +67,13 @@ class _Options:
     mode: Mode
     answer_tag: str
     threshold: float
+    anls_boundary: metrics.AnlsBoundary = "paper"
 
 
-ModeFn = Callable[[str, Sequence[str], float], tuple[float, dict[str, float]]]
+ModeFn = Callable[[str, Sequence[str], _Options], tuple[float, dict[str, float]]]
 
 
-def _vqa(answer: str, refs: Sequence[str], _threshold: float) -> tuple[float, dict[str, float]]:
+def _vqa(answer: str, refs: Sequence[str], _opts: _Options) -> tuple[float, dict[str, float]]:
     if len(refs) == 1:
         acc = single_answer_accuracy(answer, refs[0])
         return acc, {"matches": acc}
@@ -73,21 +81,21 @@ def _vqa(answer: str, refs: Sequence[str], _threshold: float) -> tuple[float, di
     return acc, {"matches": float(matches)}
 
 
-def _anls(answer: str, refs: Sequence[str], threshold: float) -> tuple[float, dict[str, float]]:
-    return metrics.anls(answer, refs, threshold), {}
+def _anls(answer: str, refs: Sequence[str], opts: _Options) -> tuple[float, dict[str, float]]:
+    return metrics.anls(answer, refs, opts.threshold, opts.anls_boundary), {}
 
 
-def _exact(answer: str, refs: Sequence[str], _threshold: float) -> tuple[float, dict[str, float]]:
+def _exact(answer: str, refs: Sequence[str], _opts: _Options) -> tuple[float, dict[str, float]]:
     return metrics.exact_match(answer, refs), {}
 
 
-def _partial(answer: str, refs: Sequence[str], _threshold: float) -> tuple[float, dict[str, float]]:
+def _partial(answer: str, refs: Sequence[str], _opts: _Options) -> tuple[float, dict[str, float]]:
     score, overlap = metrics.partial_credit(answer, refs)
     return score, {"word_overlap": overlap}
 
 
-def _fuzzy(answer: str, refs: Sequence[str], threshold: float) -> tuple[float, dict[str, float]]:
-    score, similarity = metrics.fuzzy_score(answer, refs, threshold)
+def _fuzzy(answer: str, refs: Sequence[str], opts: _Options) -> tuple[float, dict[str, float]]:
+    score, similarity = metrics.fuzzy_score(answer, refs, opts.threshold)
     return score, {"similarity": similarity}
 
 
@@ -106,7 +114,7 @@ class VqaAccuracyScorer:
     """Scores short answers; pure CPU work, so `score` is a plain function run in a thread."""
 
     name = "vqa_accuracy"
-    version = "1.0.0"
+    version = "1.1.0"
     score_range = (0.0, 1.0)
     params_model = VqaAccuracyParams
 
@@ -118,7 +126,7 @@ class VqaAccuracyScorer:
     def load(self) -> None:
         # Nothing to load; one call per mode proves rapidfuzz imports and every path runs.
         for fn in MODES.values():
-            fn("warm up", ["warm up", "warm-up"], self.settings.default_threshold)
+            fn("warm up", ["warm up", "warm-up"], _Options("vqa", "answer", self.settings.default_threshold))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -149,6 +157,7 @@ class VqaAccuracyScorer:
             mode=params.mode or s.default_mode,
             answer_tag=params.answer_tag or s.default_answer_tag,
             threshold=s.default_threshold if params.threshold is None else params.threshold,
+            anls_boundary=params.anls_boundary,
         )
 
     def score(self, batch: Batch) -> list[Scored]:
@@ -166,5 +175,5 @@ class VqaAccuracyScorer:
         answer, tagged = extract_answer(item.completion, opts.answer_tag)
         if not tagged and self._untagged is not None:
             self._untagged.inc()
-        reward, parts = MODES[opts.mode](answer, refs, opts.threshold)
+        reward, parts = MODES[opts.mode](answer, refs, opts)
         return Scored.ok(reward, tagged=float(tagged), **parts)

@@ -143,14 +143,14 @@ class TestExtract:
         ("reply", "raw", "value"),
         [
             ("0.7", 0.7, 0.7),
-            ("Score: 0.85, the answer matches.", 0.85, 0.85),
+            ("The answer matches.\nScore: 0.85", 0.85, 0.85),
             ("1.5", 1.5, 1.0),
             ("-2", -2.0, 0.0),
             (".5", 0.5, 0.5),
             ("<think>compare 3 with 4 and 10</think>\n0.25", 0.25, 0.25),
         ],
     )
-    def test_first_number_clamped(self, reply, raw, value):
+    def test_score_line_or_lone_number_clamped(self, reply, raw, value):
         got = extract_score(reply, (0.0, 1.0), structured=False)
         assert got.raw == pytest.approx(raw) and got.normalised == pytest.approx(value)
 

@@ -56,7 +56,7 @@ def test_info_publishes_the_params_schema(url):
     info = run(url, lambda c: c.info())
     assert info.name == "vqa_accuracy"
     assert info.score_range == (0.0, 1.0)
-    assert set(info.params_schema["properties"]) == {"mode", "answer_tag", "threshold"}
+    assert set(info.params_schema["properties"]) == {"mode", "answer_tag", "threshold", "anls_boundary"}
     assert info.config["default_mode"] == "vqa"
 
 
