@@ -16,6 +16,7 @@ from services.clip_cider.images import ImageEmbeddings, embed_request_images
 from services.clip_cider.metrics import ClipCiderCollector
 from services.clip_cider.settings import ClipCiderSettings
 from services.clip_cider.text import check_tag_name, extract_explanation, tokenize
+from services.common.params import FiniteFloat
 from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, score_each
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,9 @@ class ClipCiderParams(BaseModel):
         description="'fixed': CIDEr document frequencies from the service's corpus (scores independent of "
         "batch-mates); 'request': from this request's references, as pycocoevalcap on this batch.",
     )
-    w_clip: float | None = Field(default=None, ge=0)
-    w_cider: float | None = Field(default=None, ge=0)
-    cider_cap: float | None = Field(default=None, gt=0)
+    w_clip: FiniteFloat | None = Field(default=None, ge=0)
+    w_cider: FiniteFloat | None = Field(default=None, ge=0)
+    cider_cap: FiniteFloat | None = Field(default=None, gt=0)
 
     @field_validator("explain_tag")
     @classmethod
