@@ -177,7 +177,8 @@ class ClipCiderScorer:
 
     def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
         images: ImageEmbeddings = embed_request_images(
-            self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels
+            self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels,
+            self.settings.max_request_pixels,
         )
         for it, p in zip(items, prepared, strict=True):
             p.image = images.get(it.image_id) if it.image_id is not None else None
