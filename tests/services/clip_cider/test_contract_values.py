@@ -11,7 +11,6 @@ from services.common.app import create_app
 from tests.services.clip_cider.support import b64, encode, image
 from tests.services.clip_cider.support import settings_for as clip_settings
 
-
 WEIGHTS = [{"w_clip": 1e308}, {"w_clip": 1.7e308, "w_cider": 1.7e308, "cider_cap": 1e-300},
            {"w_cider": 1e308, "cider_cap": 5e-324}, {"w_clip": 5e-324, "w_cider": 0}]
 
