@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from contextlib import asynccontextmanager
 
 from proto.models import ErrorType
@@ -67,9 +66,7 @@ class BodyLimitMiddleware:
         await send_error(send, ErrorType.too_large, _too_large_message(self.max_bytes))
 
 
-# After escape pairs are removed, every remaining quote delimits a string, so `"[^"]*"` finds the
-# strings in one linear pass: a failed match can only start at the last quote.
-_STRING = re.compile(rb'"[^"]*"')
+_CHUNK = 256 * 1024
 
 
 def count_json_values(raw: bytes) -> int:
@@ -77,10 +74,17 @@ def count_json_values(raw: bytes) -> int:
 
     An upper bound on the Python objects parsing it would build, found at C speed without building
     any: a million tiny items cost one pass over the bytes instead of a million pydantic models.
+    Once escape pairs are removed every quote left delimits a string, so splitting on quotes
+    alternates outside/inside; working in chunks keeps the pieces' memory small.
     """
     cleaned = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    skeleton = _STRING.sub(b"", cleaned)
-    return skeleton.count(b",") + skeleton.count(b"{") + skeleton.count(b"[")
+    total, inside = 0, False
+    for start in range(0, len(cleaned), _CHUNK):
+        parts = cleaned[start : start + _CHUNK].split(b'"')
+        outside = b"".join(parts[1::2] if inside else parts[0::2])
+        total += outside.count(b",") + outside.count(b"{") + outside.count(b"[")
+        inside ^= (len(parts) - 1) % 2 == 1
+    return total
 
 
 def check_json_size(raw: bytes, max_values: int, max_batch: int) -> None:
