@@ -153,6 +153,8 @@ class Gate:
         try:
             await waiter
         except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._sem.release()  # acquired just as this request was cancelled: give it back
             task = asyncio.current_task()
             if self._closed and not (task and task.cancelling()):
                 raise self._refuse("service shut down before this request's turn; retry on another "

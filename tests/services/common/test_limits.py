@@ -93,3 +93,40 @@ def test_the_default_body_limit_fits_the_smallest_pod_in_the_manifests():
     # Parsing costs about 4x the body, max_concurrency requests parse at once, and the process
     # itself needs the other half of the pod.
     assert 4 * s.max_body_bytes * s.max_concurrency <= smallest // 2
+
+
+def test_closing_the_gate_answers_the_queue_and_lets_the_scoring_finish():
+    import asyncio
+
+    from services.common.errors import ServiceError
+    from services.common.limits import Gate
+
+    async def go():
+        gate = Gate(concurrency=1, queue=8, retry_after_s=3)
+        release = asyncio.Event()
+
+        async def hold():
+            async with gate.slot():
+                await release.wait()
+                return "scored"
+
+        async def queued():
+            async with gate.slot():
+                return "scored"
+
+        first = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiting = [asyncio.create_task(queued()) for _ in range(3)]
+        cancelled = asyncio.create_task(queued())
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        gate.close()
+        refused = await asyncio.gather(*waiting, return_exceptions=True)
+        release.set()
+        return await first, refused, cancelled.cancelled(), gate
+
+    first, refused, was_cancelled, gate = asyncio.run(go())
+    assert first == "scored" and was_cancelled
+    assert all(isinstance(r, ServiceError) and r.retry_after == 3 and r.type.status_code == 503 for r in refused)
+    assert gate.admitted == 0 and gate.active == 0 and gate._sem._value == 1  # nothing leaked
