@@ -104,6 +104,7 @@ class ErrorType(StrEnum):
     not_ready = "not_ready"
     unauthorized = "unauthorized"
     not_found = "not_found"
+    method_not_allowed = "method_not_allowed"
     internal = "internal_error"
 
     @property
@@ -120,6 +121,7 @@ ERROR_STATUS.update(
         ErrorType.not_ready.value: 503,
         ErrorType.unauthorized.value: 401,
         ErrorType.not_found.value: 404,
+        ErrorType.method_not_allowed.value: 405,
         ErrorType.internal.value: 500,
     }
 )

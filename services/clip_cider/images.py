@@ -10,7 +10,14 @@ from PIL import Image
 
 from proto.models import ImageData, ScoreItem
 from services.clip_cider.clip import ClipEmbedder
-from services.common.images import ImageRejected, content_hash, decode_image, image_bytes
+from services.common.images import (
+    ImageRejected,
+    PixelBudget,
+    content_hash,
+    decode_image,
+    image_bytes,
+    release_memory,
+)
 
 # image_id -> its embedding, or the reason it was refused
 ImageEmbeddings = dict[str, torch.Tensor | str]
@@ -22,6 +29,7 @@ def embed_request_images(
     images: Mapping[str, ImageData],
     root: Path | None,
     max_pixels: int,
+    request_pixels: int | None = None,
 ) -> ImageEmbeddings:
     """Embeddings of the images `items` use; a bad image costs only the items that use it.
 
@@ -45,26 +53,45 @@ def embed_request_images(
         raw_of.setdefault(digest, raw)
 
     found: dict[str, torch.Tensor | str] = dict(embedder.cache.get_many(list(raw_of)))
-    found.update(_embed_missing(embedder, {h: r for h, r in raw_of.items() if h not in found}, max_pixels))
+    missing = {h: r for h, r in raw_of.items() if h not in found}
+    budget = PixelBudget(request_pixels) if request_pixels is not None else None
+    found.update(_embed_missing(embedder, missing, max_pixels, budget))
     for image_id, digest in hash_of.items():
         result[image_id] = found[digest]
     return result
 
 
 def _embed_missing(
-    embedder: ClipEmbedder, raw_of: dict[str, bytes], max_pixels: int
+    embedder: ClipEmbedder, raw_of: dict[str, bytes], max_pixels: int, budget: PixelBudget | None
 ) -> dict[str, torch.Tensor | str]:
+    """Decode one image at a time, each reduced to about twice the model's input while decoding.
+
+    Only one full-size buffer exists at any moment and the reduced copies are small, so a request
+    of sixteen 6000x6000 PNGs peaks near one decode, not sixteen.
+    """
     out: dict[str, torch.Tensor | str] = {}
     decoded: dict[str, Image.Image] = {}
+    min_side = 2 * _input_side(embedder)
     for digest, raw in raw_of.items():
         try:
-            decoded[digest] = decode_image(raw, max_pixels)
+            img = decode_image(raw, max_pixels, budget=budget, min_side=min_side)
         except ImageRejected as exc:
             out[digest] = str(exc)
+            continue
+        decoded[digest] = img
     if decoded:
         embeddings = embedder.embed_images(list(decoded.values()))
         # clone(): a cached row must not keep the whole batch's tensor alive.
         fresh = {d: e.clone() for d, e in zip(decoded, embeddings, strict=True)}
         embedder.cache.put_many(fresh)
         out.update(fresh)
+        decoded.clear()
+        # glibc keeps the freed decode buffers otherwise: RSS would stay at the request's peak.
+        release_memory()
     return out
+
+
+def _input_side(embedder: ClipEmbedder) -> int:
+    """The side of the square the model sees (224 for ViT-B-32)."""
+    size = getattr(getattr(embedder.model, "visual", None), "image_size", 224)
+    return int(max(size) if isinstance(size, tuple | list) else size)

@@ -24,6 +24,7 @@ from services.clip_cider.text import (
     extract_explanation,
     tokenizer_for,
 )
+from services.common.params import FiniteFloat
 from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, score_each
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ class ClipCiderParams(BaseModel):
         description="'fixed': CIDEr document frequencies from the service's corpus (scores independent of "
         "batch-mates); 'request': from this request's references, as pycocoevalcap on this batch.",
     )
-    w_clip: float | None = Field(default=None, ge=0)
-    w_cider: float | None = Field(default=None, ge=0)
-    cider_cap: float | None = Field(default=None, gt=0)
+    w_clip: FiniteFloat | None = Field(default=None, ge=0)
+    w_cider: FiniteFloat | None = Field(default=None, ge=0)
+    cider_cap: FiniteFloat | None = Field(default=None, gt=0)
     tokenizer: Tokenizer = Field(
         default="default",
         description="CIDEr tokens. 'default': NFC, lower case, every Unicode punctuation mark a "
@@ -209,7 +210,8 @@ class ClipCiderScorer:
 
     def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
         images: ImageEmbeddings = embed_request_images(
-            self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels
+            self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels,
+            self.settings.max_request_pixels,
         )
         for it, p in zip(items, prepared, strict=True):
             p.image = images.get(it.image_id) if it.image_id is not None else None

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from proto.models import (
     ErrorType,
     ItemDetail,
+    ItemStatus,
     ScoreRequest,
     ScoreResponse,
     ServiceInfo,
@@ -29,8 +31,9 @@ from proto.models import (
 from services.common.auth import BearerAuthMiddleware
 from services.common.errors import ServiceError, error_payload, validation_message
 from services.common.lifecycle import ServiceState, install_drain_on_sigterm
-from services.common.limits import BodyLimitMiddleware, Gate
+from services.common.limits import BodyLimitMiddleware, Gate, check_json_size
 from services.common.metrics import ServiceMetrics
+from services.common.openapi import ROUTE_DOCS, install_openapi
 from services.common.scoring import (
     Batch,
     NotReadyError,
@@ -58,7 +61,8 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        install_drain_on_sigterm(state)
+        install_drain_on_sigterm(state, grace_s=settings.drain_grace_s,
+                                 timeout_s=settings.drain_timeout_s, close_queue=gate.close)
         log.info("%s %s: loading", scorer.name, scorer.version)
         await anyio.to_thread.run_sync(scorer.load)
         for warning in _warnings(scorer):
@@ -76,7 +80,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
     app.state.metrics = metrics
     app.state.scorer = scorer
 
-    @app.post("/v1/score", response_model=ScoreResponse)
+    @app.post("/v1/score", **ROUTE_DOCS["score"])
     async def score(request: Request) -> Response:
         started = time.perf_counter()
         request_id = uuid.uuid4().hex
@@ -107,15 +111,15 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
         metrics.queued.set(gate.waiting)
         return Response(body, status_code=status, media_type="application/json", headers=headers)
 
-    @app.get("/v1/info", response_model=ServiceInfo)
+    @app.get("/v1/info", **ROUTE_DOCS["info"])
     async def info() -> ServiceInfo:
         return _service_info(scorer, settings)
 
-    @app.get("/healthz")
+    @app.get("/healthz", **ROUTE_DOCS["healthz"])
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", **ROUTE_DOCS["readyz"])
     async def readyz() -> Response:
         reason = _not_ready_reason(state, scorer)
         if reason:
@@ -123,11 +127,12 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
                             media_type="application/json")
         return JSONResponse({"status": "ready"})
 
-    @app.get("/metrics")
+    @app.get("/metrics", **ROUTE_DOCS["metrics"])
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     _install_error_handlers(app)
+    install_openapi(app, scorer.params_model, auth=settings.auth_token is not None)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.auth_token is not None:
         app.add_middleware(
@@ -140,6 +145,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
 async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
     started = time.perf_counter()
     raw = await request.body()
+    check_json_size(raw, settings.max_batch * settings.max_json_values_per_item + 256, settings.max_batch)
     try:
         req = ScoreRequest.model_validate_json(raw)
     except ValidationError as exc:
@@ -163,6 +169,7 @@ async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
     )
     if len(results) != n:
         raise RuntimeError(f"{scorer.name} returned {len(results)} results for {n} items")
+    results = [_finite(r) for r in results]
     metrics.observe_items(results)
     return ScoreResponse(
         rewards=[r.reward for r in results],
@@ -185,6 +192,19 @@ async def _run_scorer(scorer: Scorer, batch: Batch, limiter) -> list[Scored]:
         raise ServiceError(ErrorType.upstream, str(exc)) from None
     except NotReadyError as exc:
         raise ServiceError(ErrorType.not_ready, str(exc), retry_after=5) from None
+
+
+def _finite(result: Scored) -> Scored:
+    """The contract's last line: a reward is a finite number, or null with a status saying why."""
+    parts = {k: v for k, v in result.parts.items() if math.isfinite(v)}
+    if result.reward is not None and not math.isfinite(result.reward):
+        return Scored.error(f"non_finite: the reward computed to {result.reward}; check the weights",
+                            **parts)
+    if result.reward is None and result.status == ItemStatus.ok:
+        return Scored.error("internal error: no reward but status ok", **parts)
+    if len(parts) != len(result.parts):
+        return Scored(result.reward, result.status, result.reason, parts)
+    return result
 
 
 def _check_ready(state: ServiceState, scorer: Scorer) -> None:
@@ -239,8 +259,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return typed(ErrorType.not_found, "no such route; see GET /v1/info and POST /v1/score")
         if exc.status_code == 405:
-            resp = typed(ErrorType.validation, f"method not allowed: {exc.detail}")
-            resp.status_code = 405
+            resp = typed(ErrorType.method_not_allowed, f"method not allowed on this route: {exc.detail}")
+            resp.headers.update(exc.headers or {})
             return resp
         return typed(ErrorType.internal, str(exc.detail))
 

@@ -7,7 +7,8 @@ Failure policy:
     - one item's call fails after its retries, or its reply holds no score: that item is null,
       status `error`, with the reason; a call past `item_deadline_s` is null with status `timeout`.
     - LLM_JUDGE_BUDGET_USD spent: the remaining items are null, reason `budget_exhausted`.
-    - 401/403: the key is refused; /readyz turns 503 and the request fails with NotReadyError.
+    - 401/403: the key is refused; /readyz turns 503 and the request fails with NotReadyError,
+      until a background re-probe (bounded back-off) finds the key accepted again.
     - 402 (no credits): the whole request fails with UpstreamError (a 502). An empty account is
       an outage, not a property of one completion: training on nulls would hide it. Items judged
       before it are cached, so the caller's retry pays only for the rest.
@@ -102,7 +103,7 @@ class LlmJudgeScorer:
         self.metrics.bind(registry)
 
     def not_ready_reason(self) -> str | None:
-        return self.client.refused
+        return self.client.not_ready_reason()
 
     def config(self) -> dict:
         s, rubric = self.settings, self._rubric(None)
@@ -135,7 +136,7 @@ class LlmJudgeScorer:
 
     async def score(self, batch: Batch) -> list[Scored]:
         if self.client.refused:
-            raise NotReadyError(self.client.refused)
+            raise NotReadyError(self.client.not_ready_reason() or self.client.refused)
         rubric = self._rubric(getattr(batch.params, "rubric", None))
         asked = getattr(batch.params, "structured", None)
         structured = self.settings.structured if asked is None else asked

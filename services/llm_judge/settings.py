@@ -73,6 +73,9 @@ class LlmJudgeSettings(ServiceSettings):
     backoff_s: float = Field(default=0.5, ge=0)
     max_backoff_s: float = Field(default=8.0, ge=0)
     max_retry_after_s: float = Field(default=30.0, ge=0)
+    # After a 401/403: first re-probe of the key after reprobe_min_s, doubling up to reprobe_max_s.
+    reprobe_min_s: float = Field(default=5.0, gt=0)
+    reprobe_max_s: float = Field(default=120.0, gt=0)
     cache_size: int = Field(default=8192, ge=0)
     budget_usd: float | None = Field(default=None, gt=0)
     price_prompt_per_mtok: float | None = Field(default=None, ge=0)

@@ -21,6 +21,7 @@ import httpx
 from services.llm_judge.limits import Budget, RateLimiter, Usage
 from services.llm_judge.metrics import JudgeMetrics
 from services.llm_judge.pool import ClientPool
+from services.llm_judge.reprobe import KeyProber
 from services.llm_judge.settings import LlmJudgeSettings
 
 log = logging.getLogger("rewardstack.llm_judge")
@@ -62,11 +63,41 @@ class JudgeClient:
         self.settings = settings
         self.metrics = metrics
         self.budget = budget
-        self.refused: str | None = None  # set on 401/403; the service is then not ready
+        # Set on 401/403 (the service is then not ready), cleared by a re-probe that gets through.
+        self.prober = KeyProber(self._probe, settings.reprobe_min_s, settings.reprobe_max_s)
         self._key = settings.api_key.get_secret_value() if settings.api_key else None
         self._limiter = RateLimiter(settings.requests_per_minute)
         self._pool = ClientPool(settings.base_url, _headers(settings, self._key),
                                 settings.timeout_s, settings.max_upstream_concurrency)
+
+    @property
+    def refused(self) -> str | None:
+        return self.prober.refused
+
+    def not_ready_reason(self) -> str | None:
+        self.prober.ensure_probing()
+        return self.prober.not_ready_reason()
+
+    async def _probe(self) -> tuple[bool, str]:
+        """One minimal call (one output token): does the upstream still refuse the key?"""
+        body = {"model": self.settings.model, "max_tokens": 1,
+                "messages": [{"role": "user", "content": "Reply with 1."}]}
+        async with self._pool.slot() as http:
+            resp = await http.post("/chat/completions", json=body)
+        self.metrics.calls.labels(str(resp.status_code)).inc()
+        status = resp.status_code
+        if status == 200:
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+            if isinstance(data, dict):
+                self._charge(data.get("usage"))
+                error = data.get("error")
+                code = error.get("code") if isinstance(error, dict) else None
+                if code in (401, 403):
+                    return False, f"error {code} in a 200 body"
+        return status not in (401, 403), f"HTTP {status}"
 
     def scrub(self, text: str) -> str:
         """`text` with the key blanked out (an upstream may echo request headers in its errors)."""
@@ -155,9 +186,10 @@ class JudgeClient:
     def _raise_for_status(self, status: int, label: str, message: str,
                           retry_after: float | None) -> None:
         if status in (401, 403):
-            self.refused = f"{AUTH_MESSAGE} ({label}: {message})"
-            log.error("%s", self.refused)
-            raise AuthRefusedError(self.refused)
+            reason = f"{AUTH_MESSAGE} ({label}: {message})"
+            log.error("%s", reason)
+            self.prober.refuse(reason)
+            raise AuthRefusedError(reason)
         if status == 402:
             raise CreditError(
                 f"the judge account is out of credits ({label}: {message}); add credits or lower "
@@ -191,9 +223,11 @@ class JudgeClient:
         return self.scrub(str(text))[:200]
 
     async def aclose(self) -> None:
+        await self.prober.aclose()
         await self._pool.aclose()
 
     def close(self) -> None:
+        self.prober.cancel_threadsafe()
         self._pool.close()
 
 

@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.models import ScoreItem
+from services.common.params import FiniteFloat
 from services.common.scoring import Batch, Scored, score_each
 from services.vqa_accuracy import metrics
 from services.vqa_accuracy.normalize import extract_answer
@@ -50,7 +51,7 @@ class VqaAccuracyParams(BaseModel):
         default=None, pattern=_TAG_PATTERN,
         description="Tag whose last occurrence holds the answer, e.g. 'answer' for <answer>..</answer>.",
     )
-    threshold: float | None = Field(
+    threshold: FiniteFloat | None = Field(
         default=None, ge=0.0, le=1.0,
         description="anls/fuzzy: similarity below which the score is 0 (anls: at or below).",
     )

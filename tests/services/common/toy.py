@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_settings import SettingsConfigDict
 
 from services.common.app import create_app
+from services.common.params import FiniteFloat
 from services.common.scoring import Batch, ParamsError, Scored, UpstreamError, score_each
 from services.common.settings import ServiceSettings
 
@@ -19,7 +20,7 @@ class ToySettings(ServiceSettings):
 
 class ToyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    scale: float = 1.0
+    scale: FiniteFloat = 1.0
 
 
 class ToyScorer:
