@@ -69,10 +69,9 @@ def apply_processor_options(processor, options: ProcessorSection) -> None:
     for name, value in options.options().items():
         size = getattr(image_processor, "size", None)
         if name in ("min_pixels", "max_pixels") and size is not None and "longest_edge" in _keys(size):
-            # Qwen2-VL's processor reads its pixel range from `size` (shortest/longest edge in pixels)
+            # transformers 5 keeps Qwen2-VL's pixel range in `size` (shortest/longest edge, in pixels)
             key = "shortest_edge" if name == "min_pixels" else "longest_edge"
             image_processor.size = {**_present(size), key: value}
-            setattr(image_processor, name, value)
         elif name == "longest_edge" and size is not None and "longest_edge" in _keys(size) \
                 and hasattr(image_processor, "do_image_splitting"):
             image_processor.size = {"longest_edge": value}
