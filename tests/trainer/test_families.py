@@ -8,6 +8,8 @@ model must give the same logits as base + adapter.
 from __future__ import annotations
 
 import json
+import logging
+import re
 
 import pytest
 import torch
@@ -32,9 +34,11 @@ def urls():
 
 
 @pytest.mark.parametrize("family", sorted(FAMILY_RECIPES))
-def test_shipped_recipe_trains_evaluates_and_merges(family, urls, tmp_path):
+def test_shipped_recipe_trains_evaluates_and_merges(family, urls, tmp_path, caplog):
     recipe = family_recipe(family, tmp_path / "run", urls)
-    out = run_training(recipe)
+    with caplog.at_level(logging.INFO, logger="trainer.train"):
+        out = run_training(recipe)
+    assert re.search(r"LoRA adapters on [1-9]\d* language-model modules and 0 vision modules", caplog.text)
 
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if line.strip()]
     steps = [m for m in steps if "loss" in m]

@@ -56,7 +56,7 @@ def test_eval_runs_the_preflight_before_loading(tmp_path, monkeypatch):
 
     recipe = family_recipe("smolvlm2", tmp_path, URLS)
     _no_weights(monkeypatch)
-    with pytest.raises(TokenBudgetError, match="grpo.max_completion_length 5000"):
+    with pytest.raises(TokenBudgetError, match=r"grpo\.max_completion_length 5000"):
         run_eval(recipe, adapter=None, limit=1, out_dir=tmp_path / "eval", max_new_tokens=5000,
                  backend="transformers")
 
@@ -100,8 +100,8 @@ def test_smolvlm_merger_fix_matches_transformers_where_transformers_works():
 def _row():
     from PIL import Image
 
-    from trainer.data.rows import build_prompt
     from trainer.data.config import DataConfig
+    from trainer.data.rows import build_prompt
 
     cfg = DataConfig(source="synthetic", format_instruction="Answer in <answer></answer>.")
     return {"prompt": build_prompt("How many circles?", cfg), "image": Image.new("RGB", (640, 640), "red")}
