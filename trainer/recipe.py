@@ -93,23 +93,17 @@ class LoraSection(_Section):
 
 
 class ProcessorSection(_Section):
-    """Options set on the image processor when it is loaded (training, eval and the token preflight).
+    """Options set on the image processor when it loads (training, eval, the token preflight).
 
-    Each applies to the families whose image processor has it; any other is refused by name when
-    the processor loads. vLLM builds its own processor from the checkpoint's defaults, so the token
-    preflight checks vLLM's context against those defaults too.
+    Each applies to the families whose image processor has it; any other is refused by name.
+    vLLM builds its own processor from the checkpoint's defaults; the preflight checks both.
     """
 
-    min_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: resize smaller images "
-                                   "up to this many pixels (28×28 pixels = one image token).")
-    max_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: resize larger images "
-                                   "down to this many pixels.")
-    longest_edge: int | None = Field(default=None, gt=0, description="SmolVLM2: the longest edge every "
-                                     "image is resized to before it is cut into tiles.")
-    do_image_splitting: bool | None = Field(default=None, description="SmolVLM2: cut the image into "
-                                            "tiles plus a global view (false: one tile).")
-    max_patches: int | None = Field(default=None, gt=0, description="InternVL3: most tiles per image "
-                                    "(a thumbnail tile is added when there is more than one).")
+    min_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: least image area")
+    max_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: largest image area.")
+    longest_edge: int | None = Field(default=None, gt=0, description="SmolVLM2: longest edge before tiling.")
+    do_image_splitting: bool | None = Field(default=None, description="SmolVLM2: tiles + a global view")
+    max_patches: int | None = Field(default=None, gt=0, description="InternVL3: most tiles (+ thumbnail)")
 
     @model_validator(mode="after")
     def _pixel_range(self) -> ProcessorSection:
