@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from transformers import AutoConfig
 
 from tests.trainer.familyrun import family_recipe
 from trainer import model as model_module
 from trainer import smolvlm_fix
-from trainer.model import ModelLoadError, load_processor
-from trainer.preflight_tokens import TokenBudgetError, check_token_budget
+from trainer.model import ModelLoadError, load_processor, resolve_model_id
+from trainer.preflight_tokens import TokenBudgetError, check_token_budget, longest_prompt
 from trainer.recipe import ModelSection, ProcessorSection
 from trainer.train import run_training
 
@@ -105,3 +106,46 @@ def _row():
 
     cfg = DataConfig(source="synthetic", format_instruction="Answer in <answer></answer>.")
     return {"prompt": build_prompt("How many circles?", cfg), "image": Image.new("RGB", (640, 640), "red")}
+
+
+# What each shipped recipe's comments promise about image tokens, per image, whatever its size.
+PROMISED_IMAGE_TOKENS = {"smolvlm2": 405, "gemma3": 256, "internvl3": 256, "qwen2.5-vl": 1024}
+
+
+@pytest.mark.parametrize("family", sorted(PROMISED_IMAGE_TOKENS))
+def test_shipped_recipes_keep_the_image_tokens_their_comments_promise(family, tmp_path):
+    from PIL import Image
+
+    recipe = family_recipe(family, tmp_path, URLS)
+    processor = load_processor(recipe.model, options=recipe.processor)
+    image_token = AutoConfig.from_pretrained(resolve_model_id(recipe.model.id)).image_token_id
+    size = recipe.data.image_size or (2000, 1500)  # a recipe without image_size sees raw images
+    row = _row() | {"image": Image.new("RGB", size, "red")}
+    assert longest_prompt(processor, [row], image_token).image == PROMISED_IMAGE_TOKENS[family]
+
+
+def test_training_arguments_exist_before_the_model_loads(tmp_path, monkeypatch):
+    # Under accelerate + DeepSpeed ZeRO-3, GRPOConfig registers the DeepSpeed config that
+    # from_pretrained needs to load the weights sharded (zero3_init_flag).
+    import trl
+
+    from trainer.rewards import RewardSet
+    from trainer.train import build_trainer
+
+    made = []
+
+    class Recorded(trl.GRPOConfig):
+        def __post_init__(self):
+            made.append("args")
+            super().__post_init__()
+
+    def load(section):
+        made.append("model")
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(trl, "GRPOConfig", Recorded)
+    monkeypatch.setattr(model_module, "load_model", load)
+    recipe = family_recipe("qwen2.5-vl", tmp_path, URLS)
+    with pytest.raises(RuntimeError, match="stop here"):
+        build_trainer(recipe, RewardSet(recipe.rewards), dataset=[])
+    assert made == ["args", "model"]
