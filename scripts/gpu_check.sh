@@ -84,7 +84,7 @@ run() {  # family mode [launcher...]
   local family=$1 mode=$2 name="$1-$2" start file
   shift 2
   start=$(date +%s)
-  file=$(recipe "$family" "$mode" "${SERVER_URL:-}") || { echo "FAIL $name: recipe"; FAILED=1; return; }
+  file=$(recipe "$family" "$mode" "${SERVER_URL:-}" | tail -1) || { echo "FAIL $name: recipe"; FAILED=1; return; }
   timeout "$RUN_TIMEOUT" "${@:-$PY}" -m trainer train "$file" >"$OUT/$name.log" 2>&1
   verdict "$name" "$OUT/$name.log" "$start"
 }
