@@ -26,8 +26,13 @@ PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; }
 trap cleanup EXIT
 
-wait_http() {  # url seconds
-  for _ in $(seq "$2"); do curl -sf "$1" >/dev/null && return 0; sleep 1; done; return 1
+wait_http() {  # url seconds (python, not curl: the trainer image has no curl)
+  for _ in $(seq "$2"); do
+    $PY -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1" \
+      2>/dev/null && return 0
+    sleep 1
+  done
+  return 1
 }
 
 $PY -c "from trainer.tiny import FAMILIES, tiny_model_dir
