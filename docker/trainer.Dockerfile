@@ -4,6 +4,8 @@
 #   docker run --rm --gpus all -v $PWD/trainer/recipes:/app/recipes:ro rewardstack-trainer \
 #       rewardstack train recipes/qwen2.5-vl-3b-think.yaml
 #
+# The trainer extra brings every family's processor dependency (num2words for SmolVLM2).
+#
 # torch/torchvision are the versions vLLM 0.33.0 pins (docker/vllm-overrides.txt says why they
 # override pyproject's); transformers, TRL and PEFT are pyproject's pins, inside vLLM's range.
 #

@@ -74,7 +74,7 @@ def load_for_eval(recipe: Recipe, adapter: Path | None):
         (adapter / name).is_file()
         for name in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json")
     )
-    processor = load_processor(section, str(adapter) if has_processor else None)
+    processor = load_processor(section, str(adapter) if has_processor else None, options=recipe.processor)
     if lora_dir is not None:
         from peft import PeftModel
 
@@ -211,10 +211,15 @@ def run_eval(recipe: Recipe, adapter: Path | None, limit: int | None, out_dir: P
     """
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend {backend!r}: choose auto, vllm or transformers")
+    from trainer import generation
+    from trainer.preflight_tokens import check_token_budget
+
     out_dir = Path(out_dir)
     rows, data_summary = eval_data(recipe, limit)
     log.info("evaluating %d examples (%s)", len(rows), data_summary)
     max_new = max_new_tokens or int(recipe.grpo.get("max_completion_length", 256))
+    use_vllm = backend == "vllm" or (backend == "auto" and generation.vllm_usable())
+    check_token_budget(recipe, rows, max_new_tokens=max_new, use_vllm=use_vllm)
     completions = generate(recipe, rows, adapter, batch_size=batch_size, max_new_tokens=max_new,
                            backend=backend)
     results = asyncio.run(score_all(recipe, rows, completions))

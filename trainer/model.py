@@ -1,4 +1,4 @@
-"""Load the policy model and its processor from the recipe's `model:` and `lora:` sections.
+"""Load the policy model and its processor from the recipe's `model:`, `processor:` and `lora:` sections.
 
 AutoModelForImageTextToText + AutoProcessor (left padding, as generation needs), with the dtype,
 attention implementation, 4-bit loading (bitsandbytes, CUDA only), frozen vision tower, and the
@@ -12,7 +12,7 @@ import importlib.util
 import logging
 from typing import Any
 
-from trainer.recipe import LoraSection, ModelSection
+from trainer.recipe import LoraSection, ModelSection, ProcessorSection
 
 log = logging.getLogger(__name__)
 
@@ -29,17 +29,21 @@ class ModelLoadError(RuntimeError):
 
 
 def resolve_model_id(model_id: str) -> str:
-    """`tiny://qwen2.5-vl` is the locally built tiny model; anything else is a hub id or a path."""
+    """`tiny://<family>` is a locally built tiny model; anything else is a hub id or a path."""
     if model_id.startswith(TINY_SCHEME):
-        from trainer.tiny import tiny_model_dir
+        from trainer.tiny import FAMILIES, tiny_model_dir
 
-        if model_id != f"{TINY_SCHEME}qwen2.5-vl":
-            raise ModelLoadError(f"model.id {model_id!r}: the only tiny model is tiny://qwen2.5-vl")
-        return str(tiny_model_dir())
+        family = model_id[len(TINY_SCHEME):]
+        if family not in FAMILIES:
+            choices = ", ".join(TINY_SCHEME + f for f in FAMILIES)
+            raise ModelLoadError(f"model.id {model_id!r}: the tiny models are {choices}")
+        return str(tiny_model_dir(family=family))
     return model_id
 
 
-def load_processor(section: ModelSection, model_id: str | None = None):
+def load_processor(section: ModelSection, model_id: str | None = None,
+                   options: ProcessorSection | None = None):
+    """The processor, left-padded, with the recipe's `processor:` options set on its image processor."""
     from transformers import AutoProcessor
 
     processor = AutoProcessor.from_pretrained(
@@ -51,7 +55,43 @@ def load_processor(section: ModelSection, model_id: str | None = None):
     tokenizer.padding_side = "left"  # generation appends on the right, so prompts align there
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    if options is not None:
+        apply_processor_options(processor, options)
     return processor
+
+
+def apply_processor_options(processor, options: ProcessorSection) -> None:
+    """Set each option where the image processor reads it; one it has no use for is an error.
+
+    Attributes, not call arguments: TRL calls the processor itself, with no room for extra kwargs.
+    """
+    image_processor = getattr(processor, "image_processor", None)
+    for name, value in options.options().items():
+        size = getattr(image_processor, "size", None)
+        if name in ("min_pixels", "max_pixels") and size is not None and "longest_edge" in _keys(size):
+            # transformers 5 keeps Qwen2-VL's pixel range in `size` (shortest/longest edge, in pixels)
+            key = "shortest_edge" if name == "min_pixels" else "longest_edge"
+            image_processor.size = {**_present(size), key: value}
+        elif name == "longest_edge" and size is not None and "longest_edge" in _keys(size) \
+                and hasattr(image_processor, "do_image_splitting"):
+            image_processor.size = {"longest_edge": value}
+        elif name in ("do_image_splitting", "max_patches") and hasattr(image_processor, name):
+            setattr(image_processor, name, value)
+        else:
+            kind = type(image_processor).__name__
+            raise ModelLoadError(f"processor.{name} does not apply to {kind}; remove it from the "
+                                 "recipe's processor: section")
+    if options.options():
+        log.info("processor options: %s", options.options())
+
+
+def _keys(size) -> set[str]:
+    return set(_present(size))
+
+
+def _present(size) -> dict[str, Any]:
+    items = size.items() if isinstance(size, dict) else vars(size).items()
+    return {k: v for k, v in items if v is not None}
 
 
 def load_model(section: ModelSection):
@@ -59,6 +99,7 @@ def load_model(section: ModelSection):
     from transformers import AutoModelForImageTextToText
 
     model_id = resolve_model_id(section.id)
+    _fix_known_bugs(model_id, section.trust_remote_code)
     kwargs: dict[str, Any] = {"trust_remote_code": section.trust_remote_code}
     kwargs["dtype"] = _torch_dtype(section.dtype)
     if section.attn_implementation:
@@ -79,8 +120,23 @@ def load_model(section: ModelSection):
     return model
 
 
-def load_model_and_processor(section: ModelSection):
-    return load_model(section), load_processor(section)
+def _fix_known_bugs(model_id: str, trust_remote_code: bool) -> None:
+    from transformers import AutoConfig
+
+    if AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code).model_type == "smolvlm":
+        from trainer import smolvlm_fix
+
+        smolvlm_fix.apply()
+
+
+def lora_placement(model) -> dict[str, int]:
+    """How many modules carry a LoRA adapter, in the language model and on the vision side."""
+    import re
+
+    vision = re.compile(VISION_MODULES)
+    names = {n.rsplit(".lora_A", 1)[0] for n, _ in model.named_parameters() if ".lora_A." in n}
+    on_vision = sum(1 for n in names if vision.fullmatch(n))
+    return {"language": len(names) - on_vision, "vision": on_vision}
 
 
 def freeze_vision_tower(model) -> int:

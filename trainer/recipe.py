@@ -4,9 +4,13 @@ Sections:
 
 > model
     id, dtype, attn_implementation, load_in_4bit, gradient_checkpointing, freeze_vision
-    (image resizing is `data.image_size`)
+> processor
+    image-processor options that decide how many tokens an image costs: min_pixels / max_pixels
+    (Qwen2.5-VL), longest_edge / do_image_splitting (SmolVLM2), max_patches (InternVL3); resizing
+    the images themselves is `data.image_size`
 > lora
-    enabled, r, alpha, dropout, target_modules; `lora: null` (or `enabled: false`) trains every weight
+    enabled, r, alpha, dropout, target_modules, language_only (default true: never the vision
+    tower); `lora: null` (or `enabled: false`) trains every weight
 > data
     the dataset, validated by `trainer.data.config.DataConfig`
 > rewards
@@ -81,9 +85,35 @@ class LoraSection(_Section):
     target_modules: list[str] | str = Field(
         default="all-linear", description="Module names or a regex; 'all-linear' for every linear layer."
     )
+    # On by default: SigLIP and Qwen's ViT reuse q_proj/k_proj/v_proj/gate_proj names, so a bare name
+    # list would also adapt the vision tower.
     language_only: bool = Field(
-        default=False, description="Adapt the language model only, never modules of the vision tower."
+        default=True, description="Adapt the language model only, never modules of the vision tower."
     )
+
+
+class ProcessorSection(_Section):
+    """Options set on the image processor when it loads (training, eval, the token preflight).
+
+    Each applies to the families whose image processor has it; any other is refused by name.
+    vLLM builds its own processor from the checkpoint's defaults; the preflight checks both.
+    """
+
+    min_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: least image area")
+    max_pixels: int | None = Field(default=None, gt=0, description="Qwen2.5-VL: largest image area.")
+    longest_edge: int | None = Field(default=None, gt=0, description="SmolVLM2: longest edge before tiling.")
+    do_image_splitting: bool | None = Field(default=None, description="SmolVLM2: tiles + a global view")
+    max_patches: int | None = Field(default=None, gt=0, description="InternVL3: most tiles (+ thumbnail)")
+
+    @model_validator(mode="after")
+    def _pixel_range(self) -> ProcessorSection:
+        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ValueError(f"processor.min_pixels ({self.min_pixels}) is above processor.max_pixels "
+                             f"({self.max_pixels})")
+        return self
+
+    def options(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class RewardEntry(_Section):
@@ -163,6 +193,7 @@ class OutputSection(_Section):
 class Recipe(_Section):
     description: str = ""
     model: ModelSection
+    processor: ProcessorSection = Field(default_factory=ProcessorSection)
     lora: LoraSection | None = Field(default_factory=LoraSection)
     data: DataConfig
     rewards: list[RewardEntry] = Field(min_length=1)

@@ -1,5 +1,7 @@
 """A tiny random-initialised Qwen2.5-VL built on the spot, for the CPU demo, tests and benchmarks.
 
+(`tiny_model_dir(family=...)` also builds the other families, see trainer.tiny_families.)
+
 Nothing is downloaded: the tokenizer is a byte-level BPE trained here on a small corpus, the
 weights are random (seeded), and the architecture is real Qwen2.5-VL at toy size (~200k
 parameters), so the same code paths run as for Qwen/Qwen2.5-VL-3B-Instruct: the processor and
@@ -19,6 +21,8 @@ log = logging.getLogger(__name__)
 # Bump when the build changes, so stale caches are rebuilt instead of reused.
 TINY_VERSION = "2"
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".cache" / "tiny-qwen2.5-vl"
+# `tiny://<family>` model ids; every family but Qwen2.5-VL is built by trainer.tiny_families.
+FAMILIES = ("qwen2.5-vl", "smolvlm2", "gemma3", "internvl3")
 
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>", "<|im_start|>", "<|im_end|>",
@@ -42,9 +46,17 @@ _WORDS = (  # noqa: SIM905 - a sentence reads better than 70 quoted words
 _TAGS = ["<think>", "</think>", "<answer>", "</answer>", "\\boxed{", "}", "$", "=", "+", "-"]
 
 
-def tiny_model_dir(cache_root: str | Path | None = None) -> Path:
-    """The directory of the built tiny model (model + processor), building it once per cache."""
+def tiny_model_dir(cache_root: str | Path | None = None, family: str = "qwen2.5-vl") -> Path:
+    """The directory of a built tiny model (model + processor), building it once per cache.
+
+    `family` is one of FAMILIES; the Qwen2.5-VL model lives at the cache root itself, the others in
+    a sub-folder named after the family.
+    """
+    if family not in FAMILIES:
+        raise ValueError(f"no tiny model for {family!r}; choose one of {', '.join(FAMILIES)}")
     root = Path(cache_root or os.environ.get("REWARDSTACK_TINY_CACHE") or DEFAULT_CACHE)
+    if family != "qwen2.5-vl":
+        root = root / family
     target = root / f"v{TINY_VERSION}"
     if (target / "config.json").exists() and (target / "processor_config.json").exists():
         return target
@@ -52,7 +64,7 @@ def tiny_model_dir(cache_root: str | Path | None = None) -> Path:
     # Build beside the target and rename: concurrent test sessions then never see half a model.
     tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
-        build_tiny_vlm(tmp)
+        _builder(family)(tmp)
         try:
             tmp.rename(target)
         except OSError:
@@ -61,6 +73,14 @@ def tiny_model_dir(cache_root: str | Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _builder(family: str):
+    if family == "qwen2.5-vl":
+        return build_tiny_vlm
+    from trainer.tiny_families import BUILDERS
+
+    return BUILDERS[family]
 
 
 def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
@@ -151,6 +171,16 @@ def build_processor():
 
 def build_tokenizer():
     """A byte-level BPE of ~512 tokens with Qwen's special tokens kept whole."""
+    return bpe_tokenizer(QWEN_SPECIAL_TOKENS, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+
+
+def bpe_tokenizer(special_tokens: list[str], *, eos_token: str, pad_token: str,
+                  bos_token: str | None = None, vocab_size: int = VOCAB_SIZE, **extra: object):
+    """A byte-level BPE trained on `_corpus`, `special_tokens` kept whole (the first is id 0).
+
+    `extra` goes to the tokenizer as is: a family's named tokens (`extra_special_tokens`) that its
+    processor reads as attributes, e.g. Gemma 3's `boi_token`.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -158,21 +188,23 @@ def build_tokenizer():
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE,
-        special_tokens=QWEN_SPECIAL_TOKENS,
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     bpe.train_from_iterator(_corpus(), trainer=trainer)
-    tok = PreTrainedTokenizerFast(
+    named = {"eos_token": eos_token, "pad_token": pad_token}
+    if bos_token is not None:
+        named["bos_token"] = bos_token
+    return PreTrainedTokenizerFast(
         tokenizer_object=bpe,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=QWEN_SPECIAL_TOKENS[1:],
+        additional_special_tokens=[t for t in special_tokens if t != pad_token],
         padding_side="left",
         model_max_length=2048,
+        **named,
+        **extra,
     )
-    return tok
 
 
 def _corpus() -> list[str]:

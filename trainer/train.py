@@ -61,15 +61,19 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
     from trainer.data import build_dataset
     from trainer.feedback import feedback_callbacks
-    from trainer.model import load_model_and_processor, lora_config
+    from trainer.model import load_model, load_processor, lora_config, lora_placement
 
     if dataset is None:
         dataset, _summary = build_dataset(recipe.data)
-    model, processor = load_model_and_processor(recipe.model)
     kwargs = recipe.grpo_kwargs()
     if not torch.cuda.is_available():
         kwargs.setdefault("dataloader_pin_memory", False)  # pinning needs an accelerator
+    # The arguments come before the model: under `accelerate launch` with DeepSpeed ZeRO-3, creating
+    # them registers the DeepSpeed config, and only then does from_pretrained shard the weights as it
+    # loads them (zero3_init_flag) instead of materialising the whole model in every process.
     args = GRPOConfig(**kwargs)
+    model = load_model(recipe.model)
+    processor = load_processor(recipe.model, options=recipe.processor)
     writer, panel, curves = feedback_callbacks(recipe.output.dir)
     trainer = GRPOTrainer(
         model=model,
@@ -80,18 +84,28 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
         peft_config=lora_config(recipe.lora),
         callbacks=[rewards.callback(), writer, panel, curves, *callbacks],
     )
+    if recipe.lora_enabled:
+        placed = lora_placement(trainer.model)
+        log.info("LoRA adapters on %d language-model modules and %d vision modules",
+                 placed["language"], placed["vision"])
     panel.attach(trainer)
     return trainer, processor
 
 
 def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None) -> Path:
     """Train as the recipe says; return the output directory (`adapter/`, or `model/` without LoRA)."""
+    from trainer.data import build_dataset
+    from trainer.preflight_tokens import check_token_budget, completion_length
     from trainer.rewards import RewardSet
 
     out = Path(recipe.output.dir)
     checkpoint = resolve_resume(recipe.resume, out)
     rewards = RewardSet(recipe.rewards)
     asyncio.run(rewards.preflight())
+    if dataset is None:
+        dataset, _summary = build_dataset(recipe.data)
+    check_token_budget(recipe, dataset, max_new_tokens=completion_length(recipe),
+                       use_vllm=recipe.vllm.mode != "none")
     out.mkdir(parents=True, exist_ok=True)
     (out / RESOLVED_RECIPE).write_text(recipe.to_yaml(), encoding="utf-8")
     trainer, processor = build_trainer(recipe, rewards, callbacks=callbacks, dataset=dataset)

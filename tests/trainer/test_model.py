@@ -26,8 +26,12 @@ TINY = "tiny://qwen2.5-vl"
 def test_tiny_scheme_resolves_to_the_built_model():
     assert resolve_model_id(TINY) == str(tiny_model_dir())
     assert resolve_model_id("Qwen/Qwen2.5-VL-3B-Instruct") == "Qwen/Qwen2.5-VL-3B-Instruct"
-    with pytest.raises(ModelLoadError, match=r"only tiny model is tiny://qwen2\.5-vl"):
+    with pytest.raises(ModelLoadError, match=r"tiny models are tiny://qwen2\.5-vl, tiny://smolvlm2"):
         resolve_model_id("tiny://llava")
+
+
+def test_language_only_is_the_default():
+    assert LoraSection().language_only is True
 
 
 def test_dtype_and_left_padding():

@@ -1,4 +1,4 @@
-"""The tiny Qwen2.5-VL: built offline, the real architecture at toy size, cached once per version."""
+"""The tiny models: built offline, each family's real architecture and image geometry at toy size."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import torch
 from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from trainer.model import load_model
+from trainer.recipe import ModelSection
 from trainer.tiny import QWEN_SPECIAL_TOKENS, TINY_VERSION, tiny_model_dir
 
 
@@ -84,3 +86,70 @@ def test_build_is_deterministic(tmp_path, built):
     other = AutoModelForImageTextToText.from_pretrained(tiny_model_dir(tmp_path))
     for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+# The other families: the checkpoints' published geometry, and the image-token counts it implies.
+FAMILY_FACTS = {
+    # HuggingFaceTB/SmolVLM2-2.2B-Instruct: 384-px tiles, patch 14, pixel shuffle 3 -> 81 per tile
+    "smolvlm2": {"class": "SmolVLMForConditionalGeneration", "tile": 384, "patch": 14, "merge": 3,
+                 "per_tile": 81, "image_token": "<image>"},
+    # google/gemma-3-4b-it: SigLIP 896 px, patch 14, 256 tokens per image (4×4 average pooling)
+    "gemma3": {"class": "Gemma3ForConditionalGeneration", "tile": 896, "patch": 14, "merge": 4,
+               "per_tile": 256, "image_token": "<image_soft_token>"},
+    # OpenGVLab/InternVL3-1B-hf: 448-px tiles, patch 14, pixel shuffle 0.5 -> 256 per tile
+    "internvl3": {"class": "InternVLForConditionalGeneration", "tile": 448, "patch": 14, "merge": 2,
+                  "per_tile": 256, "image_token": "<IMG_CONTEXT>"},
+}
+
+
+def _family(family):
+    path = tiny_model_dir(family=family)
+    return AutoModelForImageTextToText.from_pretrained(path), AutoProcessor.from_pretrained(path)
+
+
+def _image_tokens(model, processor, size):
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[Image.new("RGB", size, "red")], return_tensors="pt")
+    return text, inputs, int((inputs["input_ids"] == model.config.image_token_id).sum())
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_FACTS))
+def test_family_geometry_is_the_checkpoints(family):
+    facts = FAMILY_FACTS[family]
+    model, processor = _family(family)
+    vision = model.config.vision_config
+    assert type(model).__name__ == facts["class"]
+    side = vision.image_size[0] if isinstance(vision.image_size, list) else vision.image_size
+    patch = vision.patch_size[0] if isinstance(vision.patch_size, list) else vision.patch_size
+    assert (side, patch) == (facts["tile"], facts["patch"])
+    assert (side // patch // facts["merge"]) ** 2 == facts["per_tile"]
+    assert processor.tokenizer.tokenize(facts["image_token"]) == [facts["image_token"]]
+    assert model.config.image_token_id == processor.tokenizer.convert_tokens_to_ids(facts["image_token"])
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+def test_smolvlm2_tiles_the_longest_edge_at_1536():
+    model, processor = _family("smolvlm2")
+    text, inputs, tokens = _image_tokens(model, processor, (640, 480))
+    assert text == "<|im_start|>User:<image>How many?<end_of_utterance>\nAssistant:"
+    assert tokens == (4 * 3 + 1) * 81  # 1536×1152 -> a 4×3 grid of 384-px tiles + the global tile
+    # transformers 5.20.2's own merger fails on 1,053 tokens (not a multiple of 14); loading
+    # through the trainer applies trainer/smolvlm_fix.py
+    patched = load_model(ModelSection(id="tiny://smolvlm2", dtype="float32"))
+    assert patched(**inputs).logits.shape[1] == inputs["input_ids"].shape[1]
+
+
+def test_gemma3_always_sees_896_pixels():
+    model, processor = _family("gemma3")
+    text, inputs, tokens = _image_tokens(model, processor, (1800, 600))
+    assert text.startswith("<bos><start_of_turn>user\n<start_of_image>How many?<end_of_turn>")
+    assert inputs["pixel_values"].shape[-2:] == (896, 896) and tokens == 256
+
+
+def test_internvl3_crops_into_448_tiles_plus_a_thumbnail():
+    model, processor = _family("internvl3")
+    text, _, one = _image_tokens(model, processor, (448, 448))
+    assert text == "<|im_start|>user\n<IMG_CONTEXT>\nHow many?<|im_end|>\n<|im_start|>assistant\n"
+    assert one == 256
+    assert _image_tokens(model, processor, (896, 448))[2] == (2 + 1) * 256
