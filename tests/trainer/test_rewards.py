@@ -165,7 +165,7 @@ def test_close_runs_on_the_loop_thread_that_owns_the_client(regex_url):
         rewards = RewardSet([_entry(regex_url)])
         coro = rewards.functions[0](prompts=["q"], completions=[GOOD])
         assert asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30) == [1.0]
-        client = rewards.endpoints[0]._clients[loop]
+        client = rewards.endpoints[0].remote._clients[loop]
         rewards.close()
         assert all(ep.http.is_closed for ep in client._endpoints)
         assert rewards.endpoints[0].loops() == []
