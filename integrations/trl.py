@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -55,7 +54,7 @@ class RemoteReward:
         self.entry = entry if isinstance(entry, RewardEntry) else RewardEntry.model_validate(entry)
         self.name = self.entry.name
         self.url = ", ".join(self.entry.endpoints)
-        self.token = entry_token(self.entry)
+        self.token = self.entry.token()
         self.on_call = on_call or self._default_policy
         self._clients: dict[asyncio.AbstractEventLoop, RewardClient] = {}
 
@@ -143,12 +142,3 @@ def remote_rewards(entries: Sequence[RewardEntry | Mapping[str, Any]], *,
         for r in remotes:
             r.on_call = on_call(r)
     return [reward_function(r) for r in remotes], [r.entry.weight for r in remotes]
-
-
-def entry_token(entry: RewardEntry) -> str | None:
-    if entry.token_env is None:
-        return None
-    token = os.environ.get(entry.token_env)
-    if not token:
-        raise ValueError(f"reward {entry.name!r}: token_env {entry.token_env} is not set in the environment")
-    return token

@@ -221,6 +221,21 @@ class RewardClient:
             await self._pause(attempt, delay, deadline)
         raise RewardServiceError(self.name, url, cause)
 
+    async def ready(self, timeout_s: float = 2.0) -> str | None:
+        """None when some URL's /readyz says ready; otherwise why not (its message, or the failure)."""
+        await self._start()
+        reason = "no URL"
+        for ep in self._endpoints:
+            try:
+                resp = await ep.http.get("/readyz", timeout=timeout_s)
+            except httpx.HTTPError as exc:
+                reason = f"{ep.url}: {type(exc).__name__}"
+                continue
+            if resp.status_code == 200:
+                return None
+            reason = f"{ep.url}: HTTP {resp.status_code} {_error_message(resp)}"
+        return reason
+
     async def _check_back_up(self) -> None:
         # A service found down costs one quick probe per call until it answers again, not a
         # full unreachable_s wait each time.

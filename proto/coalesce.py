@@ -10,7 +10,7 @@ the window plus that one call. Image ids are content hashes, so merging image ta
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from proto.client import RewardClient
@@ -27,10 +27,12 @@ class Coalescer:
         params: sent with every batch (callers that need other params need another Coalescer).
         window_s: how long the first waiting call holds the batch open.
         max_batch: flush as soon as this many items wait (default: the service's max_batch).
+        on_batch: called with the item count of each batched call (metrics).
     """
 
     def __init__(self, client: RewardClient, params: Mapping[str, Any] | None = None, *,
-                 window_s: float = 0.005, max_batch: int | None = None):
+                 window_s: float = 0.005, max_batch: int | None = None,
+                 on_batch: Callable[[int], None] | None = None):
         self.client = client
         self.params = dict(params or {})
         self.window_s = window_s
@@ -39,7 +41,8 @@ class Coalescer:
         self._count = 0
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task] = set()
-        self.batches = 0  # batched calls sent, for metrics and tests
+        self.batches = 0  # batched calls sent
+        self._on_batch = on_batch
 
     async def score(self, items: Sequence[ScoreItem],
                     images: Mapping[str, ImageData] | None = None) -> Result:
@@ -71,6 +74,8 @@ class Coalescer:
     async def _send(self, batch) -> None:
         self.batches += 1
         items = [it for its, _, _ in batch for it in its]
+        if self._on_batch is not None:
+            self._on_batch(len(items))
         images: dict[str, ImageData] = {}
         for _, table, _ in batch:
             images.update(table)

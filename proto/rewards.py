@@ -6,6 +6,7 @@ integrations read the same entries without importing each other.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any, Literal
 
@@ -61,6 +62,17 @@ class RewardEntry(BaseModel):
     @property
     def endpoints(self) -> list[str]:
         return [self.url] if self.url is not None else list(self.urls or [])
+
+    def token(self) -> str | None:
+        """The bearer token from `token_env`; an unset variable is an error, never a silent no-auth."""
+        if self.token_env is None:
+            return None
+        value = os.environ.get(self.token_env)
+        if not value:
+            raise ValueError(
+                f"reward {self.name!r}: token_env {self.token_env} is not set in the environment"
+            )
+        return value
 
 
 def unique_names(entries: list[RewardEntry]) -> list[RewardEntry]:
