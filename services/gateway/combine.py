@@ -51,12 +51,13 @@ class GatewayMetrics:
                                 ["route", "status"], registry=registry)
         self.latency = Histogram("rewardstack_gateway_request_seconds", "Gateway request latency by route",
                                  ["route"], registry=registry)
-        self.calls = Counter("rewardstack_gateway_service_calls", "Calls into each service's coalescer by outcome",
-                             ["service", "outcome"], registry=registry)
+        self.calls = Counter("rewardstack_gateway_service_calls",
+                             "Calls into each service's coalescer by outcome", ["service", "outcome"],
+                             registry=registry)
         self.call_latency = Histogram("rewardstack_gateway_service_seconds", "Batched call latency",
                                       ["service"], registry=registry)
-        self.batch = Histogram("rewardstack_gateway_batch_items", "Items per coalesced call to a service", ["service"],
-                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+        self.batch = Histogram("rewardstack_gateway_batch_items", "Items per coalesced call to a service",
+                               ["service"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
                                registry=registry)
         self.fallbacks = Counter("rewardstack_gateway_fallbacks",
                                  "Items answered with the fallback value, by route and service",
