@@ -16,10 +16,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from proto.labels import BadSample, item_from
 from proto.models import ErrorType, ImageData, ScoreItem
 from services.common.errors import ServiceError, error_payload, validation_message
 from services.gateway.combine import Combined, Gateway
-from services.gateway.extract import BadSample, Extractor, item_from
+from services.gateway.extract import Extractor
 
 NOT_LOCATED = "response not found in query: it does not start with the prompt and no response marker matched"
 
