@@ -43,6 +43,7 @@ class Coalescer:
         self._tasks: set[asyncio.Task] = set()
         self.batches = 0  # batched calls sent
         self._on_batch = on_batch
+        self._info_lock = asyncio.Lock()
 
     async def score(self, items: Sequence[ScoreItem],
                     images: Mapping[str, ImageData] | None = None) -> Result:
@@ -50,7 +51,9 @@ class Coalescer:
         if not items:
             return [], []
         if self._max_batch is None:
-            self._max_batch = (await self.client.info()).limits.max_batch
+            async with self._info_lock:  # one /v1/info for a crowd of first callers
+                if self._max_batch is None:
+                    self._max_batch = (await self.client.info()).limits.max_batch
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
         self._pending.append((list(items), images or {}, future))
