@@ -100,12 +100,13 @@ def image_entry(value: str | dict[str, str]) -> tuple[str, ImageData]:
     return hashlib.sha256(key.encode()).hexdigest()[:32], data
 
 
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM")
+
+
 def _looks_base64(value: str) -> bool:
-    # A path is short and has separators or an extension a base64 body of an image never has.
-    if len(value) < 128:
-        return False
+    # Base64 of an encoded image starts with the format's magic bytes; a path never decodes to them.
     try:
-        base64.b64decode(value[:128], validate=True)
+        head = base64.b64decode(value[:12], validate=True)
     except (binascii.Error, ValueError):
         return False
-    return True
+    return head.startswith(_IMAGE_MAGIC)
