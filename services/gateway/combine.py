@@ -88,7 +88,7 @@ class Gateway:
     params_model = NoParams
 
     def __init__(self, config: GatewayConfig):
-        self.config = config
+        self.setup = config  # the GatewayConfig; `config()` is the Scorer protocol's method
         self.entries = config.rewards
         self.score_range = (sum(min(0.0, e.weight) for e in self.entries),
                             sum(max(0.0, e.weight) for e in self.entries))
@@ -108,10 +108,10 @@ class Gateway:
     def config(self) -> dict[str, Any]:
         return {"rewards": [{"name": e.name, "urls": e.endpoints, "weight": e.weight, "params": e.params}
                             for e in self.entries],
-                "fallback": self.config.fallback, "coalesce_ms": self.config.coalesce_ms}
+                "fallback": self.setup.fallback, "coalesce_ms": self.setup.coalesce_ms}
 
     async def start(self) -> None:
-        self._services = {e.name: _Service(e, self.config, self.metrics) for e in self.entries}
+        self._services = {e.name: _Service(e, self.setup, self.metrics) for e in self.entries}
         await self._poll_once()
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -129,7 +129,7 @@ class Gateway:
 
     async def _poll(self) -> None:
         while True:
-            await asyncio.sleep(self.config.ready_poll_s)
+            await asyncio.sleep(self.setup.ready_poll_s)
             await self._poll_once()
 
     async def _poll_once(self) -> None:

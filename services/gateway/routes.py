@@ -93,7 +93,7 @@ async def _openrlhf(gateway: Gateway, extractor: Extractor, raw: bytes) -> dict[
         images.update(table)
     combined = await _combine_located(gateway, items, images)
     gateway.count_fallbacks("openrlhf", combined)
-    fallback = gateway.config.fallback
+    fallback = gateway.setup.fallback
     rewards = [gateway.total(c, fallback) for c in combined]
     return {
         "rewards": rewards,
@@ -118,7 +118,7 @@ def _extra_logs(gateway: Gateway, combined: list[Combined], fallback: float) -> 
     logs: dict[str, list[float]] = {}
     for e in gateway.entries:
         logs[e.name] = [fallback if c.rewards[e.name] is None else c.rewards[e.name] for c in combined]
-        for part in gateway.config.log_parts.get(e.name, []):
+        for part in gateway.setup.log_parts.get(e.name, []):
             logs[f"{e.name}/{part}"] = [c.parts[e.name].get(part, fallback) for c in combined]
     logs["unscored"] = [float(c.unscored) for c in combined]
     return logs
@@ -129,7 +129,7 @@ async def _slime(gateway: Gateway, extractor: Extractor, raw: bytes) -> dict[str
     item, images = item_from(extractor.strip_end(req.response), req.prompt, req.label)
     (combined,) = await gateway.combine([item], images)
     gateway.count_fallbacks("slime", [combined])
-    fallback = gateway.config.fallback
+    fallback = gateway.setup.fallback
     answer: dict[str, Any] = {"score": gateway.total(combined, fallback)}
     for e in gateway.entries:
         r = combined.rewards[e.name]

@@ -164,3 +164,10 @@ def test_bearer_auth_guards_every_route_but_the_probes(svc):
         ok = post(url, "/slime/reward", p.slime_single(), headers={"authorization": "Bearer gw-secret-token"})
         assert ok.status_code == 200
         assert httpx.get(url + "/healthz").status_code == 200
+
+
+def test_info_names_the_rewards_it_combines(gw):
+    info = httpx.get(gw + "/v1/info").json()
+    assert info["name"] == "gateway"
+    assert [r["name"] for r in info["config"]["rewards"]] == ["format", "answer"]
+    assert info["score_range"] == [0.0, 1.5]
