@@ -42,6 +42,7 @@ class RewardAbort(RuntimeError):
     def __init__(self, name: str, url: str, reason: str, *, resume: str | None = RESUME_HINT):
         super().__init__(f"reward {name!r} at {url}: {reason}" + (f"\n{resume}" if resume else ""))
         self.reward, self.url, self.reason = name, url, reason
+        self.resumable = resume is not None  # False before training: nothing was saved
 
     def resume_command(self, recipe: str, overrides: Sequence[str] = ()) -> str:
         """The exact command that continues this run from its last checkpoint."""
