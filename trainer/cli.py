@@ -151,19 +151,16 @@ def cmd_merge(args) -> int:
 
 
 def cmd_gateway(args) -> int:
-    """Check the config's reward entries, then serve the gateway (uvicorn, as `serve` does)."""
+    """Check the config, then serve the gateway (uvicorn in a child process, as `serve` does)."""
     import os
     import subprocess
 
-    from proto.rewards import RewardEntry
+    from proto.gateway_config import GatewayConfigError, load_config
 
     try:
-        import yaml
-
-        raw = yaml.safe_load(args.config.read_text(encoding="utf-8"))
-        [RewardEntry.model_validate(e) for e in raw["rewards"]]
-    except (OSError, yaml.YAMLError, TypeError, KeyError, ValueError) as exc:
-        raise CliError(f"gateway config {args.config}: {exc}") from None
+        load_config(args.config)
+    except GatewayConfigError as exc:
+        raise CliError(str(exc)) from None
     env = {**os.environ, "GATEWAY_CONFIG": str(args.config.resolve())}
     cmd = [sys.executable, "-m", "uvicorn", "services.gateway.main:app", "--host", args.host,
            "--port", str(args.port)]

@@ -7,16 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from proto.gateway_config import GatewayConfig
 from services.common.app import create_app
 from services.gateway.combine import Gateway
-from services.gateway.config import GatewayConfig
-from services.gateway.extract import Extractor
 from services.gateway.routes import install_routes
 from services.gateway.settings import GatewaySettings
 
 
-def create_gateway_app(config: GatewayConfig, settings: GatewaySettings) -> FastAPI:
-    gateway = Gateway(config)
+def create_gateway_app(config: GatewayConfig | None, settings: GatewaySettings) -> FastAPI:
+    """The gateway app; with `config` None it reads `settings.config` when it starts."""
+    gateway = Gateway(config, settings.config)
     app = create_app(gateway, settings)
     shared = app.router.lifespan_context
 
@@ -31,6 +31,6 @@ def create_gateway_app(config: GatewayConfig, settings: GatewaySettings) -> Fast
 
     app.router.lifespan_context = lifespan
     app.title = "rewardstack gateway"
-    install_routes(app, gateway, Extractor(config.extract))
+    install_routes(app, gateway)
     app.state.gateway = gateway
     return app

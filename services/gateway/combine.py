@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -18,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from proto.client import RewardClient, RewardRequestError, RewardServiceError
 from proto.coalesce import Coalescer
+from proto.gateway_config import GatewayConfig, GatewayConfigError, load_config
 from proto.models import ErrorType, ImageData, ItemStatus, ScoreItem
 from proto.rewards import RewardEntry
 from services.common.errors import ServiceError
 from services.common.scoring import Batch, Scored
-from services.gateway.config import GatewayConfig
+from services.gateway.extract import Extractor
 
 log = logging.getLogger("rewardstack.gateway")
 VERSION = "0.1.0"
@@ -87,11 +89,12 @@ class Gateway:
     version = VERSION
     params_model = NoParams
 
-    def __init__(self, config: GatewayConfig):
+    def __init__(self, config: GatewayConfig | None = None, config_path: Path | None = None):
         self.setup = config  # the GatewayConfig; `config()` is the Scorer protocol's method
-        self.entries = config.rewards
-        self.score_range = (sum(min(0.0, e.weight) for e in self.entries),
-                            sum(max(0.0, e.weight) for e in self.entries))
+        self.config_path = config_path
+        self.entries: list[RewardEntry] = []
+        self.score_range = (0.0, 0.0)
+        self.extractor: Extractor | None = None
         self.metrics: GatewayMetrics | None = None
         self._services: dict[str, _Service] = {}
         self._poller: asyncio.Task | None = None
@@ -100,12 +103,22 @@ class Gateway:
         self.metrics = GatewayMetrics(registry)
 
     def load(self) -> None:
-        """Nothing to load: clients start on the serving loop (`start`)."""
+        """Read the config (from GATEWAY_CONFIG unless given); clients start on the serving loop."""
+        if self.setup is None:
+            if self.config_path is None:
+                raise GatewayConfigError("GATEWAY_CONFIG is not set: point it at a rewards YAML")
+            self.setup = load_config(self.config_path)
+        self.entries = self.setup.rewards
+        self.score_range = (sum(min(0.0, e.weight) for e in self.entries),
+                            sum(max(0.0, e.weight) for e in self.entries))
+        self.extractor = Extractor(self.setup.extract)
 
     def close(self) -> None:
         """Clients close on the serving loop (`stop`)."""
 
     def config(self) -> dict[str, Any]:
+        if self.setup is None:
+            return {}
         return {"rewards": [{"name": e.name, "urls": e.endpoints, "weight": e.weight, "params": e.params}
                             for e in self.entries],
                 "fallback": self.setup.fallback, "coalesce_ms": self.setup.coalesce_ms}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re2
 
-from services.gateway.config import ExtractConfig
+from proto.gateway_config import ExtractConfig
 
 
 class Extractor:

@@ -1,17 +1,11 @@
-"""Gateway ASGI app: `GATEWAY_CONFIG=rewards.yaml uvicorn services.gateway.main:app` (rewardstack gateway)."""
+"""Gateway ASGI app: `GATEWAY_CONFIG=rewards.yaml uvicorn services.gateway.main:app` (rewardstack gateway).
 
-import sys
+The config is read when the app starts (the lifespan), so a missing or broken file stops the
+process before it listens, with the file and the field named.
+"""
 
 from services.gateway.app import create_gateway_app
-from services.gateway.config import GatewayConfigError, load_config
 from services.gateway.settings import GatewaySettings
 
 settings = GatewaySettings()
-try:
-    if settings.config is None:
-        raise GatewayConfigError("GATEWAY_CONFIG is not set: point it at a rewards YAML")
-    app = create_gateway_app(load_config(settings.config), settings)
-except (GatewayConfigError, ValueError) as exc:
-    # A config mistake is one message and exit 2, not an import traceback from uvicorn.
-    sys.stderr.write(f"error: {exc}\n")
-    raise SystemExit(2) from None
+app = create_gateway_app(None, settings)

@@ -20,7 +20,6 @@ from proto.labels import BadSample, item_from
 from proto.models import ErrorType, ImageData, ScoreItem
 from services.common.errors import ServiceError, error_payload, validation_message
 from services.gateway.combine import Combined, Gateway
-from services.gateway.extract import Extractor
 
 NOT_LOCATED = "response not found in query: it does not start with the prompt and no response marker matched"
 
@@ -50,14 +49,14 @@ class SlimeRequest(BaseModel):
     label: Any = None
 
 
-def install_routes(app: FastAPI, gateway: Gateway, extractor: Extractor) -> None:
+def install_routes(app: FastAPI, gateway: Gateway) -> None:
     @app.post("/openrlhf/get_reward")
     async def openrlhf(request: Request) -> Response:
-        return await _answer(gateway, "openrlhf", _openrlhf(gateway, extractor, await request.body()))
+        return await _answer(gateway, "openrlhf", _openrlhf(gateway, await request.body()))
 
     @app.post("/slime/reward")
     async def slime(request: Request) -> Response:
-        return await _answer(gateway, "slime", _slime(gateway, extractor, await request.body()))
+        return await _answer(gateway, "slime", _slime(gateway, await request.body()))
 
 
 async def _answer(gateway: Gateway, route: str, work) -> Response:
@@ -80,8 +79,9 @@ def _error(type_: ErrorType, message: str) -> Response:
                     media_type="application/json")
 
 
-async def _openrlhf(gateway: Gateway, extractor: Extractor, raw: bytes) -> dict[str, Any]:
+async def _openrlhf(gateway: Gateway, raw: bytes) -> dict[str, Any]:
     req = OpenRLHFRequest.model_validate_json(raw)
+    extractor = gateway.extractor
     items: list[ScoreItem | None] = []
     images: dict[str, ImageData] = {}
     for i, query in enumerate(req.query):
@@ -124,9 +124,9 @@ def _extra_logs(gateway: Gateway, combined: list[Combined], fallback: float) -> 
     return logs
 
 
-async def _slime(gateway: Gateway, extractor: Extractor, raw: bytes) -> dict[str, Any]:
+async def _slime(gateway: Gateway, raw: bytes) -> dict[str, Any]:
     req = SlimeRequest.model_validate_json(raw)
-    item, images = item_from(extractor.strip_end(req.response), req.prompt, req.label)
+    item, images = item_from(gateway.extractor.strip_end(req.response), req.prompt, req.label)
     (combined,) = await gateway.combine([item], images)
     gateway.count_fallbacks("slime", [combined])
     fallback = gateway.setup.fallback

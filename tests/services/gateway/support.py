@@ -66,8 +66,8 @@ def rewards(svc: dict, **overrides) -> list[dict]:
 @contextlib.contextmanager
 def gateway(entries: list[dict], **config) -> Iterator[tuple[str, object]]:
     """A gateway over `entries`; yields (URL, its Gateway object)."""
+    from proto.gateway_config import GatewayConfig
     from services.gateway.app import create_gateway_app
-    from services.gateway.config import GatewayConfig
     from services.gateway.settings import GatewaySettings
 
     settings = GatewaySettings(**config.pop("settings", {}))

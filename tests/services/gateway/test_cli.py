@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -14,8 +15,10 @@ from tests.services.gateway.support import rewards, services
 
 
 def _run(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trainer.cli", "gateway", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, **kw)
+    res = subprocess.run([sys.executable, "-m", "trainer.cli", "gateway", *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120, **kw)
+    res.stderr = " ".join(res.stderr.split())  # Rich wraps long messages at the terminal width
+    return res
 
 
 def test_a_bad_entry_is_one_line_and_exit_2(tmp_path):
@@ -26,12 +29,19 @@ def test_a_bad_entry_is_one_line_and_exit_2(tmp_path):
     assert "must start with one of" in res.stderr and "Traceback" not in res.stderr
 
 
-def test_a_bad_gateway_field_is_refused_by_the_service_with_exit_2(tmp_path):
+def test_a_misspelt_gateway_field_is_named_with_exit_2(tmp_path):
     cfg = tmp_path / "rewards.yaml"
     cfg.write_text("rewards:\n  - {name: format, url: http://127.0.0.1:1}\nfalback: 0.5\n")
     res = _run("--config", str(cfg), "--port", str(free_port()))
     assert res.returncode == 2
     assert "falback" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_service_alone_refuses_to_start_without_a_config():
+    env = {k: v for k, v in os.environ.items() if k != "GATEWAY_CONFIG"}
+    res = subprocess.run([sys.executable, "-m", "uvicorn", "services.gateway.main:app", "--port",
+                          str(free_port())], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "GATEWAY_CONFIG is not set" in res.stderr
 
 
 def test_serves_slime_and_openrlhf_from_the_example_shaped_config(tmp_path):

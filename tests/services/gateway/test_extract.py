@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from proto.gateway_config import ExtractConfig, GatewayConfig
 from proto.labels import BadSample, item_from, prompt_text
-from services.gateway.config import ExtractConfig, GatewayConfig
 from services.gateway.extract import Extractor
 from tests.services.gateway import payloads as p
 

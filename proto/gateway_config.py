@@ -1,5 +1,7 @@
 """The gateway's YAML config: a recipe's `rewards:` entries, plus how to read other trainers' requests.
 
+It lives in proto/ so that `rewardstack gateway` can check a config before it starts the service.
+
     rewards:                       # exactly a recipe's entries (proto.rewards.RewardEntry)
       - {name: format, url: http://regex-format:8000, weight: 0.5, params: {mode: think_answer}}
       - {name: answer, url: http://vqa-accuracy:8000, params: {mode: vqa, answer_tag: answer}}
@@ -57,8 +59,10 @@ class ExtractConfig(BaseModel):
     @classmethod
     def _compiles(cls, v: str | None) -> str | None:
         if v is not None:
-            import re2
-
+            try:
+                import re2
+            except ImportError:  # the CLI may lack the services extra; the gateway checks it on load
+                return v
             try:
                 re2.compile(v)
             except re2.error as exc:
