@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from proto.rewards import RewardEntry, unique_names
 
@@ -48,26 +48,14 @@ class ExtractConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     response_start: list[str] = Field(default_factory=lambda: list(DEFAULT_RESPONSE_START))
-    response_regex: str | None = Field(default=None, description="RE2; the response follows its last match.")
+    response_regex: str | None = Field(
+        default=None, description="RE2, compiled on start; the response follows its last match."
+    )
     end_tokens: list[str] = Field(default_factory=lambda: list(DEFAULT_END_TOKENS))
     on_no_marker: str = Field(
         default="unscored", pattern="^(unscored|whole_query)$",
         description="unscored: the item gets the fallback, flagged; whole_query: score all of query.",
     )
-
-    @field_validator("response_regex")
-    @classmethod
-    def _compiles(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                import re2
-            except ImportError:  # the CLI may lack the services extra; the gateway checks it on load
-                return v
-            try:
-                re2.compile(v)
-            except re2.error as exc:
-                raise ValueError(f"response_regex does not compile under RE2: {exc}") from None
-        return v
 
 
 class GatewayConfig(BaseModel):

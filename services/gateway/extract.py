@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import re2
 
-from proto.gateway_config import ExtractConfig
+from proto.gateway_config import ExtractConfig, GatewayConfigError
 
 
 class Extractor:
     def __init__(self, config: ExtractConfig):
         self.config = config
-        self._regex = re2.compile(config.response_regex) if config.response_regex else None
+        try:
+            self._regex = re2.compile(config.response_regex) if config.response_regex else None
+        except re2.error as exc:
+            raise GatewayConfigError(f"extract.response_regex does not compile under RE2: {exc}") from None
 
     def completion(self, query: str, prompt: str | None) -> str | None:
         """The response inside `query`, or None when neither the prompt nor a marker locates it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proto.gateway_config import ExtractConfig, GatewayConfig
+from proto.gateway_config import ExtractConfig, GatewayConfig, GatewayConfigError
 from proto.labels import BadSample, item_from, prompt_text
 from services.gateway.extract import Extractor
 from tests.services.gateway import payloads as p
@@ -44,8 +44,8 @@ class TestCompletion:
         assert ex().strip_end("<|im_end|> kept in the middle") == "<|im_end|> kept in the middle"
 
     def test_a_regex_re2_refuses_is_a_config_error(self):
-        with pytest.raises(ValueError, match="RE2"):
-            ExtractConfig(response_regex=r"(a)\1")
+        with pytest.raises(GatewayConfigError, match="RE2"):
+            Extractor(ExtractConfig(response_regex=r"(a)\1"))
 
 
 class TestLabels:
