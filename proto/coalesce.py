@@ -3,8 +3,10 @@
 Callers that score one sample at a time (OpenRLHF and slime send one HTTP request per sample,
 verl's reward loop awaits one `compute_score` per sample) would otherwise cost one request each.
 The first call opens a window of `window_s`; every call that arrives before it closes, or until
-`max_batch` items are waiting, rides in the same `RewardClient.score` call. A caller waits at most
-the window plus that one call. Image ids are content hashes, so merging image tables is safe.
+`max_batch` items are waiting, rides in the same `RewardClient.score` call. While `max_in_flight`
+batches are already out, the next one keeps filling until one comes back: under load the batches
+grow with the service's latency instead of the service drowning in small calls. A caller waits at
+most the window plus two batch round trips. Image ids are content hashes, so merging is safe.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ class Coalescer:
         params: sent with every batch (callers that need other params need another Coalescer).
         window_s: how long the first waiting call holds the batch open.
         max_batch: flush as soon as this many items wait (default: the service's max_batch).
+        max_in_flight: batched calls out at once; more callers wait for one to come back.
         on_batch: called with the item count of each batched call (metrics).
     """
 
     def __init__(self, client: RewardClient, params: Mapping[str, Any] | None = None, *,
                  window_s: float = 0.005, max_batch: int | None = None,
-                 on_batch: Callable[[int], None] | None = None):
+                 max_in_flight: int = 1, on_batch: Callable[[int], None] | None = None):
         self.client = client
         self.params = dict(params or {})
         self.window_s = window_s
@@ -43,6 +46,8 @@ class Coalescer:
         self._tasks: set[asyncio.Task] = set()
         self.batches = 0  # batched calls sent
         self._on_batch = on_batch
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
         self._info_lock = asyncio.Lock()
 
     async def score(self, items: Sequence[ScoreItem],
@@ -68,11 +73,19 @@ class Coalescer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if not self._pending or (self._in_flight >= self.max_in_flight and self._count < self._max_batch):
+            return  # the next batch leaves when one in flight comes back (see _sent)
         batch, self._pending, self._count = self._pending, [], 0
-        if batch:
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        if self._pending and self._timer is None:
+            self._flush()
 
     async def _send(self, batch) -> None:
         self.batches += 1
