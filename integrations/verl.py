@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -141,9 +142,14 @@ async def compute_score(data_source: Any = None, solution_str: str | None = None
 def compute_score_batch(data_sources: Sequence[Any], solution_strs: Sequence[str],
                         ground_truths: Sequence[Any], extra_infos: Sequence[Any] | None = None,
                         **reward_kwargs: Any) -> list[dict]:
-    """The batch form for verl's legacy `batch` reward manager, which calls it synchronously."""
-    return asyncio.run(compute_score(data_sources=data_sources, solution_strs=solution_strs,
-                                     ground_truths=ground_truths, extra_infos=extra_infos, **reward_kwargs))
+    """The batch form for verl's legacy `batch` reward manager, which calls it synchronously.
+
+    It runs on one event loop kept in a daemon thread, so the clients (and their connections)
+    live across calls instead of being rebuilt, and leaked, on a new loop each step.
+    """
+    coro = compute_score(data_sources=data_sources, solution_strs=solution_strs,
+                         ground_truths=ground_truths, extra_infos=extra_infos, **reward_kwargs)
+    return asyncio.run_coroutine_threadsafe(coro, _background_loop()).result()
 
 
 async def _scorer(reward_kwargs: dict[str, Any]) -> _Scorer:
@@ -167,6 +173,19 @@ async def _build(raw: dict[str, Any]) -> _Scorer:
     scorer = _Scorer(config)
     await scorer.start()
     return scorer
+
+
+_LOOP: list[asyncio.AbstractEventLoop] = []
+_LOOP_LOCK = threading.Lock()
+
+
+def _background_loop() -> asyncio.AbstractEventLoop:
+    with _LOOP_LOCK:
+        if not _LOOP:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="rewardstack-verl", daemon=True).start()
+            _LOOP.append(loop)
+        return _LOOP[0]
 
 
 def _client(entry: RewardEntry) -> RewardClient:

@@ -171,3 +171,12 @@ def test_info_names_the_rewards_it_combines(gw):
     assert info["name"] == "gateway"
     assert [r["name"] for r in info["config"]["rewards"]] == ["format", "answer"]
     assert info["score_range"] == [0.0, 1.5]
+
+
+def test_on_error_abort_turns_a_dead_service_into_a_502_not_a_fallback(svc):
+    dead = f"http://127.0.0.1:{free_port()}"
+    entries = rewards(svc, answer={"url": dead, "unreachable_s": 0.3, "on_error": "abort"})
+    with gateway(entries) as (url, _):
+        resp = post(url, "/openrlhf/get_reward", p.openrlhf_single())
+    assert resp.status_code == 502
+    assert "reward 'answer' (on_error: abort)" in resp.json()["error"]["message"]
