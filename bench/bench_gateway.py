@@ -33,6 +33,7 @@ from proto.client import RewardClient
 from tests.helpers import service_process
 from tests.services.gateway import payloads as p
 
+CLIENT_CONNECTIONS = 1024  # OpenRLHF opens a session per request: every request is concurrent
 ANSWER_PARAMS = {"mode": "exact", "answer_tag": "answer"}
 
 
@@ -48,7 +49,7 @@ def _percentiles(latencies: list[float]) -> tuple[float, float]:
 
 async def via_gateway(url: str, n: int) -> tuple[float, list[float]]:
     bodies = [p.openrlhf_single(response=r, label=label) for r, label in samples(n)]
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
+    limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
         await client.post("/openrlhf/get_reward", json=bodies[0])  # connection and warm-up off the clock
 
@@ -92,6 +93,17 @@ async def direct(fmt: str, ans: str, n: int) -> tuple[float, list[float]]:
         return time.perf_counter() - started, list(latencies)
 
 
+def _batch_sizes(metrics: str) -> dict[str, tuple[float, float]]:
+    """{service: (batched calls, items)} from the gateway's rewardstack_gateway_batch_items."""
+    out: dict[str, list[float]] = {}
+    for line in metrics.splitlines():
+        for i, suffix in enumerate(("_count{", "_sum{")):
+            if line.startswith("rewardstack_gateway_batch_items" + suffix):
+                service = line.split('service="')[1].split('"')[0]
+                out.setdefault(service, [0.0, 0.0])[i] = float(line.rsplit(" ", 1)[1])
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
 @contextlib.contextmanager
 def stack(n: int, coalesce_ms: float):
     limits = {"MAX_BATCH": str(n), "MAX_QUEUE": str(4 * n), "LOG_LEVEL": "WARNING"}
@@ -122,12 +134,16 @@ def main() -> None:
             runs["gateway"].append(asyncio.run(via_gateway(gw, args.n)))
             runs["batch"].append(asyncio.run(batched(fmt, ans, args.n)))
             runs["direct"].append(asyncio.run(direct(fmt, ans, args.n)))
+        coalesced = _batch_sizes(httpx.get(gw + "/metrics").text)
     walls = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
     print(f"{args.n} samples x 2 rewards, median of {args.rounds} rounds, coalesce window {args.coalesce_ms} ms")
     print(f"{'path':<8} {'wall s':>8} {'samples/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for name, rounds in runs.items():
         p50, p99 = _percentiles([x for _, lat in rounds for x in lat])
         print(f"{name:<8} {walls[name]:>8.3f} {args.n / walls[name]:>10.0f} {p50:>8.1f} {p99:>8.1f}")
+    for service, (calls, items) in coalesced.items():
+        print(f"gateway -> {service}: {calls:.0f} batched calls for {items:.0f} items "
+              f"(mean {items / calls:.1f} per call, warm-up included)")
     print(f"gateway / batch wall  = {walls['gateway'] / walls['batch']:.2f}  (goal <= 2)")
     print(f"direct / gateway wall = {walls['direct'] / walls['gateway']:.1f}  (goal >= 10)")
 

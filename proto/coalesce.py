@@ -35,7 +35,7 @@ class Coalescer:
 
     def __init__(self, client: RewardClient, params: Mapping[str, Any] | None = None, *,
                  window_s: float = 0.005, max_batch: int | None = None,
-                 max_in_flight: int = 1, on_batch: Callable[[int], None] | None = None):
+                 max_in_flight: int = 4, on_batch: Callable[[int], None] | None = None):
         self.client = client
         self.params = dict(params or {})
         self.window_s = window_s
