@@ -33,7 +33,7 @@ from proto.client import RewardClient
 from tests.helpers import service_process
 from tests.services.gateway import payloads as p
 
-CLIENT_CONNECTIONS = 1024  # OpenRLHF opens a session per request: every request is concurrent
+CLIENT_CONNECTIONS = 64  # as many as RewardClient opens per service on the direct path
 ANSWER_PARAMS = {"mode": "exact", "answer_tag": "answer"}
 
 
