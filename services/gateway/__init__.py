@@ -1,1 +1,1 @@
-"""gateway: one weighted reward over several services, spoken in OpenRLHF's, slime's and our own wire formats."""
+"""gateway: one weighted reward over several services, in OpenRLHF's, slime's and our own formats."""
