@@ -31,6 +31,7 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY services ./services
 COPY trainer ./trainer
+COPY integrations ./integrations
 COPY docker/vllm-overrides.txt ./docker/
 RUN uv pip install --override docker/vllm-overrides.txt ".[vllm]"
 # DeepSpeed's setup imports torch, so it builds against the torch installed above; its ops are

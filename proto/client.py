@@ -30,9 +30,10 @@ _CONNECTION_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, htt
 class RewardServiceError(RuntimeError):
     """The service could not give an answer before the deadline (down, overloaded, or failing)."""
 
-    def __init__(self, service: str, url: str, cause: str):
+    def __init__(self, service: str, url: str, cause: str, *, unreachable: bool = False):
         super().__init__(f"reward service {service!r} at {url} gave no answer: {cause}")
         self.service, self.url, self.cause = service, url, cause
+        self.unreachable = unreachable  # refused connections, not slowness: the service is down
 
 
 class RewardRequestError(RuntimeError):
@@ -80,6 +81,8 @@ class RewardClient:
         max_concurrent_chunks: chunks of one call in flight at once.
         backoff_s / backoff_max_s: first retry delay and its cap (full jitter).
         retry_after_cap_s: the longest Retry-After honoured.
+        unreachable_s: give up early once every attempt for this long was refused a connection
+            (the service is down, not slow); None waits for the whole deadline.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class RewardClient:
         backoff_max_s: float = 5.0,
         retry_after_cap_s: float = 10.0,
         connect_timeout_s: float = 5.0,
+        unreachable_s: float | None = None,
     ):
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list:
@@ -101,6 +105,8 @@ class RewardClient:
         self.deadline_s = deadline_s
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         self._retry_after_cap_s = retry_after_cap_s
+        self._unreachable_s = unreachable_s
+        self.down = False  # the last call found every URL refusing connections
         self._chunk_sem = asyncio.Semaphore(max_concurrent_chunks)
         self._next = 0
         self._info: ServiceInfo | None = None
@@ -143,6 +149,8 @@ class RewardClient:
         """Score `items`; rewards come back in the order given, whatever the chunking."""
         started = time.monotonic()
         deadline = started + self.deadline_s
+        if self.down:
+            await self._check_back_up()
         parsed = [it if isinstance(it, ScoreItem) else ScoreItem.model_validate(it) for it in items]
         info = await self.info()
         size = info.limits.max_batch
@@ -175,6 +183,7 @@ class RewardClient:
         self, method: str, path: str, payload: bytes | None, deadline: float
     ) -> httpx.Response:
         attempt, cause, url = 0, "deadline passed before the first attempt", self._endpoints[0].url
+        refused_since: float | None = None  # start of an unbroken run of refused connections
         while (remaining := deadline - time.monotonic()) > 0:
             ep = self._pick()
             url = ep.url
@@ -189,6 +198,17 @@ class RewardClient:
                 cause = f"no response within the deadline ({type(exc).__name__}){earlier}"
             except _CONNECTION_ERRORS as exc:
                 cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                if isinstance(exc, httpx.ConnectError):
+                    refused_since = refused_since or time.monotonic()
+                    if self._down_for(refused_since):
+                        self.down = True
+                        raise RewardServiceError(
+                            self.name, url, f"unreachable for {self._unreachable_s:g}s ({cause})",
+                            unreachable=True,
+                        ) from None
+                    attempt += 1
+                    await self._pause(attempt, None, deadline)
+                    continue
             else:
                 if resp.status_code == 200:
                     return resp
@@ -196,9 +216,48 @@ class RewardClient:
                     raise self._refused(url, resp)
                 cause = f"HTTP {resp.status_code}: {_error_message(resp)}"
                 delay = _retry_after(resp, self._retry_after_cap_s)
+            refused_since = None
             attempt += 1
             await self._pause(attempt, delay, deadline)
         raise RewardServiceError(self.name, url, cause)
+
+    async def ready(self, timeout_s: float = 2.0) -> str | None:
+        """None when some URL's /readyz says ready; otherwise why not (its message, or the failure)."""
+        await self._start()
+        reason = "no URL"
+        for ep in self._endpoints:
+            try:
+                resp = await ep.http.get("/readyz", timeout=timeout_s)
+            except httpx.HTTPError as exc:
+                reason = f"{ep.url}: {type(exc).__name__}"
+                continue
+            if resp.status_code == 200:
+                return None
+            reason = f"{ep.url}: HTTP {resp.status_code} {_error_message(resp)}"
+        return reason
+
+    async def _check_back_up(self) -> None:
+        # A service found down costs one quick probe per call until it answers again, not a
+        # full unreachable_s wait each time.
+        if not await self.reachable():
+            raise RewardServiceError(self.name, self._endpoints[0].url,
+                                     "still unreachable (its /healthz refuses connections)", unreachable=True)
+        self.down = False
+
+    def _down_for(self, since: float) -> bool:
+        return self._unreachable_s is not None and time.monotonic() - since >= self._unreachable_s
+
+    async def reachable(self, timeout_s: float = 1.0) -> bool:
+        """One quick GET /healthz on each URL, no retries: is any replica answering at all?"""
+        await self._start()
+        for ep in self._endpoints:
+            try:
+                resp = await ep.http.get("/healthz", timeout=timeout_s)
+            except httpx.HTTPError:
+                continue
+            if resp.status_code < 500:
+                return True
+        return False
 
     def _pick(self) -> _Endpoint:
         ep = self._endpoints[self._next % len(self._endpoints)]

@@ -47,12 +47,29 @@ def test_trainer_reaches_services_by_url_only(path):
 def test_services_import_only_common_and_themselves(path):
     own = path.relative_to(ROOT / "services").parts[0]
     for module in imports(path):
-        assert top(module) != "trainer", f"{path} imports {module}"
+        assert top(module) not in {"trainer", "integrations"}, f"{path} imports {module}"
         if top(module) == "services" and module != "services":
             assert top(module, 2) in {"services.common", f"services.{own}"}, f"{path} imports {module}"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("path", modules("integrations"), ids=str)
+def test_integrations_import_proto_only(path):
+    assert not {m for m in imports(path) if top(m) in {"services", "trainer"}}
+
+
+@pytest.mark.parametrize("path", modules("services/gateway"), ids=str)
+def test_the_gateway_reaches_services_through_proto_client_only(path):
+    # It is the one service that calls others: by URL, with RewardClient, never a scorer import
+    # nor a raw HTTP library of its own.
+    for module in imports(path):
+        assert top(module) not in {"httpx", "requests", "aiohttp", "urllib3"}, f"{path} imports {module}"
+
+
+def test_the_trainer_builds_its_reward_functions_with_integrations():
+    assert "integrations.trl" in imports(ROOT / "trainer" / "rewards.py")
+
+
+@pytest.mark.parametrize("service", [s for s in SERVICES if s != "gateway"])  # the gateway scores nothing
 def test_scorer_never_imports_a_web_framework(service):
     for module in imports(ROOT / "services" / service / "scorer.py"):
         assert top(module) not in {"fastapi", "starlette", "uvicorn"}, module

@@ -116,9 +116,14 @@ def cmd_demo(args) -> int:
 
 def cmd_train(args) -> int:
     from trainer.recipe import load_recipe
+    from trainer.rewards import RewardAbort
     from trainer.train import run_training
 
-    out = run_training(load_recipe(args.recipe, args.set))
+    try:
+        out = run_training(load_recipe(args.recipe, args.set))
+    except RewardAbort as exc:
+        resume = f"resume with: {exc.resume_command(str(args.recipe), args.set)}" if exc.resumable else ""
+        raise CliError(f"reward {exc.reward!r} at {exc.url}: {exc.reason}\n{resume}".rstrip()) from None
     console.print(f"[green]done[/]: outputs in {out}")
     return 0
 
@@ -143,6 +148,23 @@ def cmd_merge(args) -> int:
     merge_adapter(args.adapter, args.out)
     console.print(f"[green]merged[/] into {args.out}")
     return 0
+
+
+def cmd_gateway(args) -> int:
+    """Check the config, then serve the gateway (uvicorn in a child process, as `serve` does)."""
+    import os
+    import subprocess
+
+    from proto.gateway_config import GatewayConfigError, load_config
+
+    try:
+        load_config(args.config)
+    except GatewayConfigError as exc:
+        raise CliError(str(exc)) from None
+    env = {**os.environ, "GATEWAY_CONFIG": str(args.config.resolve())}
+    cmd = [sys.executable, "-m", "uvicorn", "services.gateway.main:app", "--host", args.host,
+           "--port", str(args.port)]
+    return subprocess.call(cmd, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=int, help="default: the recipe's grpo.max_completion_length")
     s.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto",
                    help="auto uses vLLM when it is installed and a GPU is present")
+
+    s = sub.add_parser("gateway", help="serve one weighted reward over several services for OpenRLHF, "
+                       "slime, verl and /v1/score")
+    s.add_argument("--config", type=Path, required=True, help="rewards YAML (see examples/gateway.yaml)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8099)
+    s.set_defaults(func=cmd_gateway)
 
     s = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
     s.add_argument("adapter", type=Path)

@@ -14,8 +14,9 @@ Sections:
 > data
     the dataset, validated by `trainer.data.config.DataConfig`
 > rewards
-    one entry per reward service: name, url or urls, weight, params, timeout_s, on_error,
-    max_failed_fraction, window, token_env, reference, send_images
+    one entry per reward service (`proto.rewards.RewardEntry`, shared with the gateway): name,
+    url or urls, weight, params, timeout_s, unreachable_s, on_error, max_failed_fraction, window,
+    token_env, reference, send_images
 > grpo
     handed to TRL's `GRPOConfig` as is; unknown keys are refused by name
 > vllm
@@ -31,13 +32,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from proto.rewards import RewardEntry
 from trainer.data.config import DataConfig
 from trainer.recipe_yaml import RecipeError, apply_override, yaml_load
 
@@ -58,7 +59,6 @@ _OWNED_GRPO_KEYS = {
     "vllm_max_model_length": "vllm.max_model_length",
     "gradient_checkpointing": "model.gradient_checkpointing",
 }
-_URL_SCHEMES = ("http://", "https://", "inproc://")
 
 
 class _Section(BaseModel):
@@ -114,46 +114,6 @@ class ProcessorSection(_Section):
 
     def options(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
-
-
-class RewardEntry(_Section):
-    name: str = Field(description="Unique; TRL logs rewards/<name>/mean.")
-    url: str | None = None
-    urls: list[str] | None = Field(default=None, description="Several replicas, balanced client-side.")
-    weight: float = 1.0
-    params: dict[str, Any] = Field(default_factory=dict, description="Sent with every request.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Deadline for one batch, retries included.")
-    on_error: Literal["skip", "abort"] = "skip"
-    max_failed_fraction: float = Field(
-        default=0.25, ge=0.0, le=1.0,
-        description="skip: stop once more than this fraction of the last `window` calls failed.",
-    )
-    window: int = Field(default=20, gt=0, description="How many recent calls the failed fraction covers.")
-    token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
-    reference: str | None = Field(
-        default=None, description="Dataset column for each item's reference; default answers, else solution."
-    )
-    send_images: bool = Field(default=True, description="Send the row's image (each distinct one once).")
-
-    @field_validator("name")
-    @classmethod
-    def _identifier(cls, v: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
-            raise ValueError(f"reward name {v!r} must be a Python identifier (letters, digits, _)")
-        return v
-
-    @model_validator(mode="after")
-    def _one_endpoint(self) -> RewardEntry:
-        if (self.url is None) == (self.urls is None):
-            raise ValueError(f"reward {self.name!r}: give exactly one of 'url' or 'urls'")
-        for u in self.endpoints:
-            if not u.startswith(_URL_SCHEMES):
-                raise ValueError(f"reward {self.name!r}: url {u!r} must start with one of {_URL_SCHEMES}")
-        return self
-
-    @property
-    def endpoints(self) -> list[str]:
-        return [self.url] if self.url is not None else list(self.urls or [])
 
 
 class VllmSection(_Section):

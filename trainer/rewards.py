@@ -1,76 +1,72 @@
-"""Reward functions over HTTP: each recipe `rewards:` entry becomes an `async def` TRL can run.
+"""The recipe's rewards in training: TRL reward functions (from `integrations.trl`) plus the failure policy.
 
-TRL 1.16 detects coroutine functions, awaits them together with `asyncio.gather` on an event
-loop of its own (a daemon thread started by GRPOTrainer), turns `None` into NaN, and logs each
-under its `__name__` as `rewards/<name>/mean`. An httpx client belongs to the loop it was first
-used on, so each reward keeps one RewardClient per event loop, created inside the coroutine.
+The reward functions themselves are the public helper's (`integrations.trl.remote_rewards`), so
+rewardstack's trainer and a plain TRL script send exactly the same requests; this module adds
+what only a recipe run has: a failure policy with a checkpoint.
 
-Failure policy, per entry: a call that gets no answer (service down, deadline passed) makes all
-its items `None`, logs a warning, and logs `rewards/<name>/failed` (the share of that step's
-calls that failed). With `on_error: abort` the first failure stops training; with `skip`, more
+Failure policy, per entry: a call that gets no answer makes all its items `None`, logs a warning,
+and logs `rewards/<name>/failed`. A service that refuses connections is known to be down within
+`unreachable_s` (default 5 s), not at the end of `timeout_s`, and until it answers again each
+later call fails at once after one quick probe, so a dead service costs one short wait, not a
+deadline per step. With `on_error: abort` the first failure stops training; with `skip`, more
 than `max_failed_fraction × window` failures among the last `window` calls do. Stopping goes
 through `RewardGuardCallback`: the trainer logs, saves a checkpoint and leaves its loop, then
-`RewardSet.raise_if_aborted()` raises `RewardAbort` naming the reward and its URL. A request the
-service refuses (422 bad params, 401 bad token) can never succeed and aborts whatever the policy.
+`RewardSet.raise_if_aborted()` raises `RewardAbort` naming the reward, its URL, and how to resume.
+A request the service refuses (422 bad params, 401 bad token) can never succeed and aborts
+whatever the policy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
 from transformers import TrainerCallback
 
-from proto.client import RewardClient, RewardRequestError, RewardServiceError
-from trainer.recipe import RewardEntry
-from trainer.reward_items import build_items
+from integrations.trl import RemoteReward, reward_function
+from proto.client import RewardRequestError, RewardServiceError
+from proto.rewards import RewardEntry
 
 log = logging.getLogger(__name__)
 
-
-# What a failed call raises: no answer in time, a refusal, or an answer that breaks the contract.
-_CALL_FAILURES = (RewardServiceError, RewardRequestError, ValidationError, httpx.HTTPError)
+RESUME_HINT = ("a checkpoint was saved; once the service answers again, resume with "
+               "`rewardstack train RECIPE --set resume=auto`")
 
 
 class RewardAbort(RuntimeError):
     """Training stopped because a reward service failed past its recipe's policy."""
 
-    def __init__(self, name: str, url: str, reason: str):
-        super().__init__(f"reward {name!r} at {url}: {reason}")
+    def __init__(self, name: str, url: str, reason: str, *, resume: str | None = RESUME_HINT):
+        super().__init__(f"reward {name!r} at {url}: {reason}" + (f"\n{resume}" if resume else ""))
         self.reward, self.url, self.reason = name, url, reason
+        self.resumable = resume is not None  # False before training: nothing was saved
+
+    def resume_command(self, recipe: str, overrides: Sequence[str] = ()) -> str:
+        """The exact command that continues this run from its last checkpoint."""
+        kept = [o for o in overrides if not o.startswith("resume=")]
+        sets = "".join(f" --set {o}" for o in [*kept, "resume=auto"])
+        return f"rewardstack train {recipe}{sets}"
 
 
 class RewardEndpoint:
-    """One recipe entry at run time: its clients (one per event loop) and its failure record."""
+    """One recipe entry at run time: the helper's RemoteReward and this run's failure record."""
 
     def __init__(self, entry: RewardEntry):
         self.entry = entry
         self.name = entry.name
-        self.url = ", ".join(entry.endpoints)
-        self.token = _token(entry)
-        self._clients: dict[asyncio.AbstractEventLoop, RewardClient] = {}
+        self.remote = RemoteReward(entry, on_call=self.record)
+        self.url = self.remote.url
         self.recent: deque[bool] = deque(maxlen=entry.window)  # True = that call failed
         self.calls = self.failed_calls = 0
         self.latency_ms: deque[float] = deque(maxlen=50)
         self.last_error: str | None = None
         self.abort: RewardAbort | None = None
 
-    def client(self) -> RewardClient:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            urls = self.entry.endpoints
-            client = RewardClient(urls[0] if len(urls) == 1 else urls,
-                                  deadline_s=self.entry.timeout_s, token=self.token)
-            self._clients[loop] = client
-        return client
+    def client(self):
+        return self.remote.client()
 
     def record(self, error: Exception | None, elapsed_ms: float) -> None:
         self.calls += 1
@@ -97,41 +93,15 @@ class RewardEndpoint:
             self.abort = RewardAbort(self.name, self.url, reason)
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        client = self._clients.pop(loop, None)
-        if client is not None:
-            await client.aclose()
+        await self.remote.aclose()
 
     def loops(self) -> list[asyncio.AbstractEventLoop]:
-        return list(self._clients)
+        return self.remote.loops()
 
 
 def make_reward_function(endpoint: RewardEndpoint) -> Callable[..., Any]:
     """An `async def` named after the entry, returning one reward (or None) per completion."""
-    entry = endpoint.entry
-
-    async def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any):
-        log_metric = columns.pop("log_metric", None)
-        items, images = build_items(prompts, completions, columns,
-                                    reference=entry.reference, send_images=entry.send_images)
-        started = time.perf_counter()
-        error: Exception | None = None
-        rewards: list[float | None] = [None] * len(items)
-        try:
-            response = await endpoint.client().score(items, images=images, params=entry.params)
-            rewards = list(response.rewards)
-        except _CALL_FAILURES as exc:
-            error = exc
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        endpoint.record(error, elapsed_ms)
-        if log_metric is not None:
-            log_metric(f"rewards/{entry.name}/failed", float(error is not None))
-            if error is None:
-                log_metric(f"rewards/{entry.name}/latency_ms", elapsed_ms)
-        return rewards
-
-    reward.__name__ = reward.__qualname__ = entry.name
-    return reward
+    return reward_function(endpoint.remote)
 
 
 class RewardSet:
@@ -165,7 +135,8 @@ class RewardSet:
             try:
                 info = await ep.client().info()
             except (RewardServiceError, RewardRequestError) as exc:
-                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}") from exc
+                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}",
+                                  resume=None) from exc
             finally:
                 await ep.aclose()
             log.info("reward %r -> %s %s at %s", ep.name, info.name, info.version, ep.url)
@@ -186,18 +157,13 @@ class RewardSet:
             try:
                 asyncio.run_coroutine_threadsafe(_open(ep), loop).result(timeout=ep.entry.timeout_s + 5)
             except (RewardServiceError, RewardRequestError) as exc:
-                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}") from exc
+                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}",
+                                  resume=None) from exc
 
     def close(self) -> None:
         """Close every client on the loop it belongs to (TRL's loop thread, or a finished one)."""
         for ep in self.endpoints:
-            for loop in ep.loops():
-                if loop.is_closed():
-                    continue
-                if loop.is_running():
-                    asyncio.run_coroutine_threadsafe(ep.aclose(), loop).result(timeout=30)
-                else:
-                    loop.run_until_complete(ep.aclose())
+            ep.remote.close()
 
 
 class RewardGuardCallback(TrainerCallback):
@@ -223,12 +189,3 @@ def _any_process(flag: bool) -> bool:
     from accelerate.utils import gather_object
 
     return any(gather_object([flag]))
-
-
-def _token(entry: RewardEntry) -> str | None:
-    if entry.token_env is None:
-        return None
-    token = os.environ.get(entry.token_env)
-    if not token:
-        raise ValueError(f"reward {entry.name!r}: token_env {entry.token_env} is not set in the environment")
-    return token

@@ -67,8 +67,8 @@ def test_the_spec_copy_matches_the_shared_one():
         assert json.loads(shared.read_text()) == json.loads(COMPOSE_SPEC.read_text())
 
 
-def test_default_profile_is_the_five_reward_services():
-    assert {"regex_format", "math_equiv", "vqa_accuracy", "clip_cider", "llm_judge"} == DEFAULT_PROFILE
+def test_default_profile_is_the_five_reward_services_and_the_gateway():
+    assert {"regex_format", "math_equiv", "vqa_accuracy", "clip_cider", "llm_judge", "gateway"} == DEFAULT_PROFILE
 
 
 @pytest.mark.parametrize("name", sorted(REWARD_SERVICES))

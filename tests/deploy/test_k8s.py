@@ -62,7 +62,7 @@ def test_kustomization_lists_every_manifest_beside_it(kustomization):
 
 def test_every_reward_service_has_a_deployment_service_and_autoscaler():
     services = {uvicorn_target(_container(d)["command"]).service for d in DEPLOYMENTS.values()}
-    assert services == {"regex_format", "math_equiv", "vqa_accuracy", "clip_cider", "llm_judge"}
+    assert services == {"regex_format", "math_equiv", "vqa_accuracy", "clip_cider", "llm_judge", "gateway"}
     for name, deployment in DEPLOYMENTS.items():
         service, hpa = BASE[("Service", name)], BASE[("HorizontalPodAutoscaler", name)]
         labels = deployment["spec"]["template"]["metadata"]["labels"]

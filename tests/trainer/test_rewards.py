@@ -165,7 +165,7 @@ def test_close_runs_on_the_loop_thread_that_owns_the_client(regex_url):
         rewards = RewardSet([_entry(regex_url)])
         coro = rewards.functions[0](prompts=["q"], completions=[GOOD])
         assert asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=30) == [1.0]
-        client = rewards.endpoints[0]._clients[loop]
+        client = rewards.endpoints[0].remote._clients[loop]
         rewards.close()
         assert all(ep.http.is_closed for ep in client._endpoints)
         assert rewards.endpoints[0].loops() == []
@@ -265,3 +265,69 @@ def test_an_answer_that_breaks_the_contract_counts_as_a_failed_call():
     assert out == [None, None]
     assert metrics == {"rewards/format/failed": 1.0}
     assert endpoint.failed_calls == 1 and "validation error" in endpoint.last_error.lower()
+
+
+class TestDeadService:
+    """A dead service costs one short wait, not a deadline per step, and the abort says how to resume."""
+
+    def test_refused_connections_fail_at_unreachable_s_then_at_once(self):
+        # timeout_s is far longer than the test: reaching it would mean the old 30 s-per-step cost
+        endpoint = RewardEndpoint(_entry(f"http://127.0.0.1:{free_port()}", timeout_s=600, unreachable_s=0.2))
+        func = make_reward_function(endpoint)
+        assert _call(func, [GOOD])[0] == [None]
+        assert "unreachable for 0.2s" in endpoint.last_error
+        assert _call(func, [GOOD])[0] == [None]
+        assert endpoint.failed_calls == 2
+
+    def test_the_client_remembers_a_down_service_and_probes_before_the_next_call(self):
+        from proto.client import RewardClient
+
+        async def twice():
+            async with RewardClient(f"http://127.0.0.1:{free_port()}", deadline_s=600,
+                                    unreachable_s=0.2) as client:
+                errors = []
+                for _ in range(2):
+                    try:
+                        await client.score([{"completion": "x"}])
+                    except RewardServiceError as exc:
+                        errors.append(exc)
+                return errors
+
+        first, second = asyncio.run(twice())
+        assert first.unreachable and "unreachable for 0.2s" in first.cause
+        assert second.unreachable and "still unreachable" in second.cause
+
+    def test_abort_message_says_how_to_resume(self):
+        ep = RewardEndpoint(_entry("http://a", on_error="abort"))
+        ep.record(RewardServiceError("format", "http://a", "down"), 1.0)
+        assert "rewardstack train RECIPE --set resume=auto" in str(ep.abort) and ep.abort.resumable
+        assert ep.abort.resume_command("r.yaml", ["grpo.max_steps=5", "resume=false"]) == (
+            "rewardstack train r.yaml --set grpo.max_steps=5 --set resume=auto")
+
+    def test_a_preflight_failure_has_nothing_to_resume(self):
+        url = f"http://127.0.0.1:{free_port()}"
+        with pytest.raises(RewardAbort) as err:
+            asyncio.run(RewardSet([_entry(url, unreachable_s=0.2)]).preflight())
+        assert not err.value.resumable and "resume" not in str(err.value)
+
+    def test_train_cli_prints_the_exact_resume_command(self, monkeypatch, capsys):
+        import trainer.recipe
+        import trainer.train
+        from trainer import cli
+
+        def abort(_recipe):
+            raise RewardAbort("format", "http://svc", "failed with on_error=abort: down")
+
+        monkeypatch.setattr(trainer.recipe, "load_recipe", lambda path, sets: object())
+        monkeypatch.setattr(trainer.train, "run_training", abort)
+        assert cli.main(["train", "my.yaml", "--set", "grpo.max_steps=9"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "rewardstack train my.yaml --set grpo.max_steps=9 --set resume=auto" in err
+
+
+def test_the_trainer_builds_its_functions_with_the_public_helper():
+    from integrations.trl import RemoteReward
+
+    rewards = RewardSet([_entry("http://a")])
+    assert isinstance(rewards.functions[0].remote, RemoteReward)
+    assert rewards.functions[0].remote is rewards.endpoints[0].remote

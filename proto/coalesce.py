@@ -1,0 +1,110 @@
+"""Coalescer: concurrent small score calls to one service, gathered into batched calls.
+
+Callers that score one sample at a time (OpenRLHF and slime send one HTTP request per sample,
+verl's reward loop awaits one `compute_score` per sample) would otherwise cost one request each.
+The first call opens a window of `window_s`; every call that arrives before it closes, or until
+`max_batch` items are waiting, rides in the same `RewardClient.score` call. While `max_in_flight`
+batches are already out, the next one keeps filling until one comes back: under load the batches
+grow with the service's latency instead of the service drowning in small calls. A caller waits at
+most the window plus two batch round trips. Image ids are content hashes, so merging is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from proto.client import RewardClient
+from proto.models import ImageData, ItemDetail, ScoreItem
+
+Result = tuple[list[float | None], list[ItemDetail]]
+
+
+class Coalescer:
+    """Batch concurrent `score` calls to `client` (one event loop; create one per loop).
+
+    Args:
+        client: the service's client; it splits over the service's max_batch by itself.
+        params: sent with every batch (callers that need other params need another Coalescer).
+        window_s: how long the first waiting call holds the batch open.
+        max_batch: flush as soon as this many items wait (default: the service's max_batch).
+        max_in_flight: batched calls out at once; more callers wait for one to come back.
+        on_batch: called with the item count of each batched call (metrics).
+    """
+
+    def __init__(self, client: RewardClient, params: Mapping[str, Any] | None = None, *,
+                 window_s: float = 0.005, max_batch: int | None = None,
+                 max_in_flight: int = 4, on_batch: Callable[[int], None] | None = None):
+        self.client = client
+        self.params = dict(params or {})
+        self.window_s = window_s
+        self._max_batch = max_batch
+        self._pending: list[tuple[list[ScoreItem], Mapping[str, ImageData], asyncio.Future]] = []
+        self._count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.batches = 0  # batched calls sent
+        self._on_batch = on_batch
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0
+        self._info_lock = asyncio.Lock()
+
+    async def score(self, items: Sequence[ScoreItem],
+                    images: Mapping[str, ImageData] | None = None) -> Result:
+        """Rewards and details for `items`, in order, scored together with whoever else is waiting."""
+        if not items:
+            return [], []
+        if self._max_batch is None:
+            async with self._info_lock:  # one /v1/info for a crowd of first callers
+                if self._max_batch is None:
+                    self._max_batch = (await self.client.info()).limits.max_batch
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future = loop.create_future()
+        self._pending.append((list(items), images or {}, future))
+        self._count += len(items)
+        if self._count >= self._max_batch:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.window_s, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._pending or (self._in_flight >= self.max_in_flight and self._count < self._max_batch):
+            return  # the next batch leaves when one in flight comes back (see _sent)
+        batch, self._pending, self._count = self._pending, [], 0
+        self._in_flight += 1
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._in_flight -= 1
+        if self._pending and self._timer is None:
+            self._flush()
+
+    async def _send(self, batch) -> None:
+        self.batches += 1
+        items = [it for its, _, _ in batch for it in its]
+        if self._on_batch is not None:
+            self._on_batch(len(items))
+        images: dict[str, ImageData] = {}
+        for _, table, _ in batch:
+            images.update(table)
+        try:
+            response = await self.client.score(items, images=images, params=self.params)
+        except Exception as exc:
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        start = 0
+        for its, _, future in batch:
+            end = start + len(its)
+            if not future.done():
+                future.set_result((response.rewards[start:end], response.details[start:end]))
+            start = end

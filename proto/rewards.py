@@ -1,0 +1,84 @@
+"""RewardEntry: one reward service as a recipe, the gateway and the adapters configure it.
+
+It lives in proto/ so that the trainer (`rewards:` of a recipe), the gateway service and the
+integrations read the same entries without importing each other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+URL_SCHEMES = ("http://", "https://", "inproc://")
+
+
+class RewardEntry(BaseModel):
+    """One reward: which service, with which params, how much it weighs, and what a failure does."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Unique; TRL logs rewards/<name>/mean.")
+    url: str | None = None
+    urls: list[str] | None = Field(default=None, description="Several replicas, balanced client-side.")
+    weight: float = 1.0
+    params: dict[str, Any] = Field(default_factory=dict, description="Sent with every request.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Deadline for one batch, retries included.")
+    unreachable_s: float = Field(
+        default=5.0, gt=0,
+        description="A service that refuses connections this long is down: the call fails then, "
+                    "not at timeout_s, and later calls fail at once until it answers again.",
+    )
+    on_error: Literal["skip", "abort"] = "skip"
+    max_failed_fraction: float = Field(
+        default=0.25, ge=0.0, le=1.0,
+        description="skip: stop once more than this fraction of the last `window` calls failed.",
+    )
+    window: int = Field(default=20, gt=0, description="How many recent calls the failed fraction covers.")
+    token_env: str | None = Field(default=None, description="Environment variable holding the bearer token.")
+    reference: str | None = Field(
+        default=None, description="Dataset column for each item's reference; default answers, else solution."
+    )
+    send_images: bool = Field(default=True, description="Send the row's image (each distinct one once).")
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", v):
+            raise ValueError(f"reward name {v!r} must be a Python identifier (letters, digits, _)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> RewardEntry:
+        if (self.url is None) == (self.urls is None):
+            raise ValueError(f"reward {self.name!r}: give exactly one of 'url' or 'urls'")
+        for u in self.endpoints:
+            if not u.startswith(URL_SCHEMES):
+                raise ValueError(f"reward {self.name!r}: url {u!r} must start with one of {URL_SCHEMES}")
+        return self
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.url] if self.url is not None else list(self.urls or [])
+
+    def token(self) -> str | None:
+        """The bearer token from `token_env`; an unset variable is an error, never a silent no-auth."""
+        if self.token_env is None:
+            return None
+        value = os.environ.get(self.token_env)
+        if not value:
+            raise ValueError(
+                f"reward {self.name!r}: token_env {self.token_env} is not set in the environment"
+            )
+        return value
+
+
+def unique_names(entries: list[RewardEntry]) -> list[RewardEntry]:
+    """`entries`, after checking that no two share a name (each name keys a log column)."""
+    names = [e.name for e in entries]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"reward names must be unique; repeated: {dupes}")
+    return entries

@@ -1,0 +1,67 @@
+"""proto.coalesce.Coalescer on a scripted client: order, image tables, max_batch, and shared failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from proto.client import RewardServiceError
+from proto.coalesce import Coalescer
+from proto.models import ImageData, ItemDetail, ScoreItem, ScoreResponse
+
+
+class ScriptedClient:
+    """Answers each item with float(completion); records each batch it was sent."""
+
+    def __init__(self, fail: bool = False):
+        self.batches: list[tuple[list[ScoreItem], dict]] = []
+        self.fail = fail
+
+    async def score(self, items, images=None, params=None):
+        self.batches.append((list(items), dict(images or {})))
+        await asyncio.sleep(0)
+        if self.fail:
+            raise RewardServiceError("svc", "http://svc", "down")
+        return ScoreResponse(rewards=[float(it.completion) for it in items],
+                             details=[ItemDetail() for _ in items], service="svc", version="1", elapsed_ms=0)
+
+
+def _run(coalescer: Coalescer, n: int):
+    async def go():
+        img = {"k": ImageData(b64="AAAA")}
+        return await asyncio.gather(*(coalescer.score([ScoreItem(completion=str(i))], img if i == 3 else None)
+                                      for i in range(n)), return_exceptions=True)
+    return asyncio.run(go())
+
+
+def test_concurrent_calls_share_one_batch_and_get_their_own_answers_back():
+    client = ScriptedClient()
+    out = _run(Coalescer(client, window_s=0.05, max_batch=100), 10)
+    assert [r[0] for r in out] == [[float(i)] for i in range(10)]
+    assert len(client.batches) == 1 and client.batches[0][1] == {"k": ImageData(b64="AAAA")}
+
+
+def test_max_batch_flushes_without_waiting_for_the_window():
+    client = ScriptedClient()
+    _run(Coalescer(client, window_s=30.0, max_batch=4), 8)  # a 30 s window would hang the test
+    assert [len(b[0]) for b in client.batches] == [4, 4]
+
+
+def test_a_failed_batch_fails_every_caller_in_it():
+    out = _run(Coalescer(ScriptedClient(fail=True), window_s=0.01, max_batch=100), 5)
+    assert all(isinstance(r, RewardServiceError) for r in out)
+
+
+def test_empty_call_sends_nothing():
+    client = ScriptedClient()
+    assert asyncio.run(Coalescer(client, max_batch=4).score([])) == ([], [])
+    assert client.batches == []
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_callers_beyond_the_in_flight_limit_wait_and_still_all_get_answers(in_flight):
+    client = ScriptedClient()
+    out = _run(Coalescer(client, window_s=0.0, max_batch=3, max_in_flight=in_flight), 20)
+    assert [r[0] for r in out] == [[float(i)] for i in range(20)]
+    assert sum(len(b[0]) for b in client.batches) == 20
