@@ -58,26 +58,62 @@ def _wait_for_interrupt() -> None:
 
 
 def cmd_score(args) -> int:
+    from rich.markup import escape
+
     from trainer import score_file as sf
+    from trainer import score_report as report
 
     rewards = _pairs(args.reward, "--reward")
+    for name, url in rewards.items():
+        check_url(url, f"--reward {name}")
     params = {k: _json_param(k, v) for k, v in _pairs(args.params, "--params").items()}
     unknown = set(params) - set(rewards)
     if unknown:
         raise CliError(f"--params for {sorted(unknown)} names no --reward")
+    if not 0.0 <= args.max_null_fraction <= 1.0:
+        raise CliError("--max-null-fraction must be between 0 and 1")
     out = args.out or args.input.with_suffix(".scored.jsonl")
     try:
         rows, items, images = sf.read_items(args.input)
     except (sf.InputError, OSError) as exc:
         raise CliError(str(exc)) from None
-    tallies = asyncio.run(sf.score_all(rows, items, images, rewards, params, out, args.chunk,
-                                       args.token, args.deadline, console))
+    job = sf.Job(rows, items, images, rewards, params, out, chunk=args.chunk, token=args.token,
+                 deadline_s=args.deadline, resume=args.resume)
+    try:
+        tallies = asyncio.run(sf.score_all(job, console))
+    except sf.InputError as exc:
+        raise CliError(str(exc)) from None
     if args.show_items:
         scored = [json.loads(line) for line in out.read_text().splitlines()]
-        console.print(sf.item_table(scored, args.input, list(rewards)))
-    console.print(sf.summary_table(tallies))
+        console.print(report.item_table(scored, args.input, list(rewards)))
+    console.print(report.summary_table(tallies))
+    for line in report.null_lines(tallies):
+        console.print(line, markup=False)
     console.print(f"wrote {out}")
-    return 0
+    problems = report.verdict(tallies, args.max_null_fraction)
+    for problem in problems:
+        console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+    return 1 if problems else 0
+
+
+def check_url(url: str, what: str) -> None:
+    """Refuse a reward URL that cannot work, before anything is sent: bad scheme, unknown service."""
+    import difflib
+
+    from trainer.launch import SERVICES, installed
+
+    if not url.startswith(("http://", "https://", "inproc://")):
+        raise CliError(f"{what}: {url!r} must start with http://, https:// or inproc://")
+    if url.startswith("inproc://"):
+        name = url.removeprefix("inproc://").strip("/")
+        if name not in SERVICES:
+            near = difflib.get_close_matches(name, list(SERVICES), n=1)
+            hint = f"did you mean inproc://{near[0]}? " if near else ""
+            raise CliError(f"{what}: no service {name!r}; {hint}services: {', '.join(SERVICES)}")
+        if not installed(name):
+            from trainer.launch import install_hint
+
+            raise CliError(f"{what}: {name} is not installed here; {install_hint(name)}")
 
 
 def _json_param(name: str, text: str) -> dict:
@@ -98,7 +134,7 @@ def cmd_example(args) -> int:
         console.print(f"regex_format serving at {urls['regex_format']}")
         ns = argparse.Namespace(
             input=args.input, reward=[f"format={urls['regex_format']}"], params=[], out=args.out,
-            chunk=64, token=None, deadline=60.0, show_items=True,
+            chunk=64, token=None, deadline=60.0, show_items=True, resume=False, max_null_fraction=0.0,
         )
         return cmd_score(ns)
 
@@ -160,7 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "llm_judge +4")
     s.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("score", help="score a JSONL file of completions through reward services")
+    s = sub.add_parser(
+        "score", help="score a JSONL file of completions through reward services",
+        description="Exit status: 0 every item scored; 1 a service returned errors or too many nulls; "
+                    "2 a user mistake or a run that could not finish (partial results are kept).")
     s.add_argument("input", type=Path, help="one JSON object per line with ScoreItem fields "
                    "(completion, reference, prompt, choices, meta; `image` as a path relative to the file)")
     s.add_argument("--reward", action="append", required=True, metavar="NAME=URL",
@@ -173,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--deadline", type=float, default=300.0,
                    help="seconds a service may take per step, retries included, before the run stops")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
+    s.add_argument("--resume", action="store_true",
+                   help="continue the partial file (OUT with .partial) a failed or interrupted run left")
+    s.add_argument("--max-null-fraction", type=float, default=0.0, metavar="F",
+                   help="exit 1 when a service's share of null rewards is above F (default 0)")
     s.set_defaults(func=cmd_score)
 
     s = sub.add_parser("demo", help="the CPU demo: a tiny VLM trained with GRPO against local services")
@@ -212,16 +255,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CliError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        return 2
+        return user_error(exc)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         # Typed errors from the client, recipes and launches carry messages meant for users.
         if type(exc).__module__.split(".")[0] in {"proto", "trainer", "services"}:
-            console.print(f"[red]error:[/] {exc}")
-            return 2
+            return user_error(exc)
         raise
+
+
+def user_error(exc: BaseException) -> int:
+    """Print a failure meant for the user as is (no markup, no wrapping, no traceback): exit 2."""
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    return 2
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ def _extra(name: str) -> str:
     return {"math_equiv": "math", "clip_cider": "clip", "llm_judge": "judge"}.get(name, "services")
 
 
+def install_hint(name: str) -> str:
+    return f"pip install 'rewardstack[{_extra(name)}]'"
+
+
 def free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
