@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 console = Console(stderr=True)
 EXAMPLE_FILE = Path(__file__).resolve().parents[1] / "examples" / "completions.jsonl"
@@ -31,35 +32,52 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_serve(args) -> int:
-    from trainer.launch import default_services, launch_services
+    import difflib
+    import tempfile
 
-    names = args.services
+    from trainer.launch import SERVICES, available
+    from trainer.serve import Supervisor
+
+    for name in args.services:
+        if name not in SERVICES:
+            near = difflib.get_close_matches(name, list(SERVICES), n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise CliError(f"no service {name!r}; {hint}services: {', '.join(SERVICES)}")
+    names, skipped = available(args.services or list(SERVICES))
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipping {name}[/]: {escape(why)}", soft_wrap=True)
     if not names:
-        names, skipped = default_services()
-        for name, why in skipped.items():
-            console.print(f"[yellow]skipping {name}[/]: {why}")
-    if not names:
-        raise CliError("no service to start; install one, e.g. pip install 'rewardstack[services]'")
-    with launch_services(names, host=args.host, base_port=args.base_port, quiet=False) as urls:
+        raise CliError("no service can start here; fix one of the reasons above")
+    log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="rewardstack-serve-"))
+    sup = Supervisor(names, args.host, args.base_port, log_dir, on_crash=args.on_crash,
+                     say=lambda text: console.print(escape(text), soft_wrap=True))
+    try:
+        urls = sup.start()
+        if not urls:
+            raise CliError(f"no service started; their logs are in {log_dir}")
         for name, url in urls.items():
             print(f"{name:<14} {url}", flush=True)
-        console.print("[green]all ready[/]; Ctrl-C stops them all")
-        _wait_for_interrupt()
-    return 0
+        console.print(f"[green]{len(urls)} ready[/] (logs in {log_dir}); Ctrl-C stops them all")
+        return _supervise(sup)
+    finally:
+        sup.stop_all()
 
 
-def _wait_for_interrupt() -> None:
+def _supervise(sup) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
     try:
         while True:
-            time.sleep(3600)
+            reason = sup.check()
+            if reason:
+                console.print(f"[red]error:[/] {escape(reason)}; stopping every service", soft_wrap=True)
+                return 1
+            time.sleep(0.5)
     except KeyboardInterrupt:
         console.print("stopping services")
+        return 0
 
 
 def cmd_score(args) -> int:
-    from rich.markup import escape
-
     from trainer import score_file as sf
     from trainer import score_report as report
 
@@ -189,8 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="start reward services locally, one uvicorn process each")
-    s.add_argument("services", nargs="*", help="service names (default: every installed one)")
+    s.add_argument("services", nargs="*", help="service names (default: every one that can start here)")
     s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--on-crash", choices=("restart", "exit"), default="restart",
+                   help="a service that dies: restart it with back-off (default), or stop all and exit 1")
+    s.add_argument("--log-dir", type=Path, help="where each service's log goes (default: a temporary folder)")
     s.add_argument("--base-port", type=int, default=8100,
                    help="regex_format listens here; math_equiv +1, vqa_accuracy +2, clip_cider +3, "
                         "llm_judge +4")
@@ -267,8 +288,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def user_error(exc: BaseException) -> int:
     """Print a failure meant for the user as is (no markup, no wrapping, no traceback): exit 2."""
-    from rich.markup import escape
-
     console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return 2
 

@@ -1,0 +1,113 @@
+"""`rewardstack serve`: keep local reward services up, say what did not start and why, restart crashes.
+
+Unlike `launch_services` (all or nothing, for the demo and tests), a service that cannot start is
+reported with its log tail and the others stay up; a child that dies later is restarted with
+exponential back-off, or, with `on_crash="exit"`, everything stops with the reason.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trainer.launch import LaunchError, log_tail, port_of, port_problem, spawn, stop, wait_ready
+
+
+@dataclass
+class Child:
+    name: str
+    url: str
+    port: int
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    next_start: float = 0.0  # monotonic time the next restart may happen
+    gave_up: bool = False
+    crashes: list[float] = field(default_factory=list)
+
+
+class Supervisor:
+    """Start `names`, keep the healthy ones, watch them; every message goes through `say`."""
+
+    def __init__(self, names: list[str], host: str, base_port: int | None, log_dir: Path, *,
+                 say: Callable[[str], None], on_crash: str = "restart", max_restarts: int = 5,
+                 backoff_s: float = 1.0, backoff_max_s: float = 60.0, ready_timeout_s: float = 180.0):
+        self.host, self.log_dir, self.say = host, log_dir, say
+        self.on_crash, self.max_restarts = on_crash, max_restarts
+        self.backoff_s, self.backoff_max_s, self.ready_timeout_s = backoff_s, backoff_max_s, ready_timeout_s
+        self.children: dict[str, Child] = {}
+        for name in names:
+            port = port_of(name, host, base_port)
+            self.children[name] = Child(name, f"http://{host}:{port}", port)
+
+    def start(self) -> dict[str, str]:
+        """Start every service whose port is free; {name: url} of those that became ready."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for child in list(self.children.values()):
+            why = port_problem(self.host, child.port)
+            if why:
+                self.say(f"skipping {child.name}: {why}")
+                del self.children[child.name]
+                continue
+            child.proc = spawn(child.name, self.host, child.port, None, quiet=False,
+                               log_path=str(self.log_dir / f"{child.name}.log"))
+        for child in list(self.children.values()):
+            try:
+                wait_ready(child.name, child.url, child.proc, self.ready_timeout_s)
+            except LaunchError as exc:
+                self.say(f"not serving {child.name}: {exc}")
+                stop(child.proc)
+                del self.children[child.name]
+        return {c.name: c.url for c in self.children.values()}
+
+    def check(self) -> str | None:
+        """Notice crashed children and act on them; a reason to stop everything, or None."""
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.gave_up:
+                continue
+            if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                tail = log_tail(child.proc)
+                child.proc = None
+                if self.on_crash == "exit":
+                    return f"{child.name} exited with code {code}; its last log lines:\n{tail}"
+                self._schedule_restart(child, code, tail, now)
+            elif child.proc is None and now >= child.next_start:
+                self._restart(child)
+        if self.children and all(c.gave_up for c in self.children.values()):
+            return "every service has stopped for good; see the messages above"
+        return None
+
+    def _schedule_restart(self, child: Child, code: int, tail: str, now: float) -> None:
+        if child.restarts >= self.max_restarts:
+            child.gave_up = True
+            self.say(f"{child.name} exited with code {code} after {child.restarts} restarts; giving up on it "
+                     f"(log: {self.log_dir / (child.name + '.log')}):\n{tail}")
+            return
+        delay = min(self.backoff_s * 2 ** child.restarts, self.backoff_max_s)
+        child.next_start = now + delay
+        self.say(f"{child.name} exited with code {code}; restarting in {delay:.0f}s:\n{tail}")
+
+    def _restart(self, child: Child) -> None:
+        child.restarts += 1
+        why = port_problem(self.host, child.port)
+        if why:
+            child.gave_up = True
+            self.say(f"cannot restart {child.name}: {why}")
+            return
+        child.proc = spawn(child.name, self.host, child.port, None, quiet=False,
+                           log_path=str(self.log_dir / f"{child.name}.log"))
+        try:
+            wait_ready(child.name, child.url, child.proc, self.ready_timeout_s)
+        except LaunchError as exc:
+            self.say(f"restart {child.restarts} of {child.name} failed: {exc}")
+            return  # its exit is noticed by the next check, which schedules the next try
+        self.say(f"{child.name} is back at {child.url} (restart {child.restarts})")
+
+    def stop_all(self) -> None:
+        for child in self.children.values():
+            if child.proc is not None:
+                stop(child.proc)
