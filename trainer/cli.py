@@ -40,7 +40,7 @@ def cmd_serve(args) -> int:
 
     for name in args.services:
         if name not in SERVICES:
-            near = difflib.get_close_matches(name, list(SERVICES), n=1)
+            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
             hint = f"did you mean {near[0]}? " if near else ""
             raise CliError(f"no service {name!r}; {hint}services: {', '.join(SERVICES)}")
     names, skipped = available(args.services or list(SERVICES))
@@ -125,7 +125,7 @@ def check_url(url: str, what: str) -> None:
     if url.startswith("inproc://"):
         name = url.removeprefix("inproc://").strip("/")
         if name not in SERVICES:
-            near = difflib.get_close_matches(name, list(SERVICES), n=1)
+            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
             hint = f"did you mean inproc://{near[0]}? " if near else ""
             raise CliError(f"{what}: no service {name!r}; {hint}services: {', '.join(SERVICES)}")
         if not installed(name):

@@ -86,10 +86,12 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
 def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None) -> Path:
     """Train as the recipe says; return the output directory (`adapter/`, or `model/` without LoRA)."""
+    from trainer.preflight import preflight
     from trainer.rewards import RewardSet
 
     out = Path(recipe.output.dir)
     checkpoint = resolve_resume(recipe.resume, out)
+    dataset = preflight(recipe, dataset)  # a recipe that would fail at step 1 fails before the model loads
     rewards = RewardSet(recipe.rewards)
     asyncio.run(rewards.preflight())
     out.mkdir(parents=True, exist_ok=True)

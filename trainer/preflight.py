@@ -1,0 +1,113 @@
+"""Checks that run before a model loads: a recipe that would fail at step 1 fails here, in seconds.
+
+`check_static` needs nothing but the recipe: reward URLs that name a real service, tokens that are
+set, local data files that exist. `score_first_row` then sends ONE real dataset row through each
+reward with the recipe's params, so a params block the service refuses, or a `reference` column
+the data lacks, stops the run before a model is loaded and before any checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import os
+from typing import Any
+
+from proto.client import RewardClient, RewardRequestError, RewardServiceError
+from trainer.launch import SERVICES
+from trainer.recipe import Recipe, RewardEntry
+from trainer.reward_items import DEFAULT_REFERENCE_COLUMNS, build_items
+from trainer.service_checks import install_hint, installed
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = tuple(SERVICES)
+
+
+class PreflightError(ValueError):
+    """The recipe cannot train or evaluate as written; the message names the setting and the fix."""
+
+
+def preflight(recipe: Recipe, dataset=None):
+    """Train's checks before the model loads; returns the dataset it built, for the trainer to reuse."""
+    check_static(recipe)
+    if dataset is None:
+        from trainer.data import build_dataset
+
+        dataset, _summary = build_dataset(recipe.data)
+    if len(dataset):
+        score_first_row(recipe, dataset[0])
+    return dataset
+
+
+def check_static(recipe: Recipe) -> None:
+    """Everything that can be checked without data or services; all problems reported at once."""
+    problems = [p for i, e in enumerate(recipe.rewards) for p in _entry_problems(i, e)]
+    for key in ("path", "eval_path", "image_root"):
+        value = getattr(recipe.data, key)
+        if value is not None and not value.exists():
+            problems.append(f"data.{key}: {value} does not exist; fix the path (see docs/recipes.md, "
+                            "'Getting the data')")
+    if problems:
+        raise PreflightError("\n  ".join(["the recipe cannot run:", *problems]))
+
+
+def _entry_problems(i: int, entry: RewardEntry) -> list[str]:
+    where = f"rewards[{i}] ({entry.name})"
+    problems = []
+    for url in entry.endpoints:
+        if not url.startswith("inproc://"):
+            continue
+        name = url.removeprefix("inproc://").strip("/")
+        if name not in SERVICE_NAMES:
+            near = difflib.get_close_matches(name, SERVICE_NAMES, n=1, cutoff=0.5)
+            hint = f"did you mean inproc://{near[0]}? " if near else ""
+            problems.append(f"{where}.url: no service {name!r}; {hint}services: {', '.join(SERVICE_NAMES)}")
+        elif not installed(name):
+            problems.append(f"{where}.url: {name} is not installed here; {install_hint(name)}")
+    if entry.token_env and not os.environ.get(entry.token_env):
+        problems.append(f"{where}.token_env: {entry.token_env} is not set; export it, or remove token_env "
+                        "if the service needs no token")
+    return problems
+
+
+def score_first_row(recipe: Recipe, row: dict[str, Any]) -> None:
+    """Score `row` through every reward with the recipe's params; refusals raise PreflightError."""
+    problems = asyncio.run(_score_all(recipe, row))
+    if problems:
+        raise PreflightError("\n  ".join(["the first dataset row could not be scored:", *problems]))
+
+
+async def _score_all(recipe: Recipe, row: dict[str, Any]) -> list[str]:
+    found = await asyncio.gather(*(_score_one(i, e, row) for i, e in enumerate(recipe.rewards)))
+    return [p for p in found if p]
+
+
+async def _score_one(i: int, entry: RewardEntry, row: dict[str, Any]) -> str | None:
+    where = f"rewards[{i}] ({entry.name})"
+    columns = {k: [v] for k, v in row.items() if k != "prompt"}
+    wanted = (entry.reference,) if entry.reference else DEFAULT_REFERENCE_COLUMNS
+    if entry.reference and entry.reference not in row:
+        return f"{where}.reference: the data has no column {entry.reference!r}; columns: {', '.join(row)}"
+    solution = next((row[c] for c in wanted if row.get(c) is not None), "")
+    completion = f"<think>preflight</think><answer>{_first(solution)}</answer>"
+    items, images = build_items([row.get("prompt")], [completion], columns,
+                                reference=entry.reference, send_images=entry.send_images)
+    token = os.environ.get(entry.token_env) if entry.token_env else None
+    urls = entry.endpoints
+    try:
+        async with RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=entry.timeout_s,
+                                token=token) as client:
+            res = await client.score(items, images=images, params=entry.params)
+    except RewardRequestError as exc:
+        return f"{where}: {exc.url} refused params {entry.params} ({exc.error_type}): {exc.message}"
+    except RewardServiceError as exc:
+        return f"{where}: no answer from {exc.url}: {exc.cause}; start the service or fix the url"
+    if res.rewards[0] is None:
+        log.warning("%s: the first row's reward is null (%s: %s); every row may be", where,
+                    res.details[0].status, res.details[0].reason)
+    return None
+
+
+def _first(value: Any) -> str:
+    return str(value[0]) if isinstance(value, list | tuple) and value else str(value)
