@@ -102,7 +102,13 @@ async def _score_one(i: int, entry: RewardEntry, row: dict[str, Any]) -> str | N
     except RewardRequestError as exc:
         return f"{where}: {exc.url} refused params {entry.params} ({exc.error_type}): {exc.message}"
     except RewardServiceError as exc:
-        return f"{where}: no answer from {exc.url}: {exc.cause}; start the service or fix the url"
+        # A service that does not answer is the failure policy's business (on_error), not a recipe
+        # mistake: `skip` may be meant to ride out an outage.
+        if entry.on_error == "abort":
+            return (f"{where}: reward {entry.name!r} at {exc.url} gave no answer (on_error: abort): "
+                    f"{exc.cause}; start the service or fix the url")
+        log.warning("%s: no answer from %s (%s); on_error: skip", where, exc.url, exc.cause)
+        return None
     if res.rewards[0] is None:
         log.warning("%s: the first row's reward is null (%s: %s); every row may be", where,
                     res.details[0].status, res.details[0].reason)
