@@ -14,7 +14,8 @@ from rich.console import Console
 from rich.markup import escape
 
 console = Console(stderr=True)
-EXAMPLE_FILE = Path(__file__).resolve().parents[1] / "examples" / "completions.jsonl"
+# Inside the package, so that `rewardstack example` works from a wheel as from a checkout.
+EXAMPLE_FILE = Path(__file__).resolve().parent / "examples" / "completions.jsonl"
 
 
 class CliError(Exception):
@@ -199,11 +200,21 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rewardstack")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rewardstack",
         description="GRPO for vision-language models with every reward computed by its own HTTP service.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("serve", help="start reward services locally, one uvicorn process each")
