@@ -200,6 +200,26 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def _positive(kind):
+    """An argparse type: a number above 0, refused in argparse's one-line usage error otherwise."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text} must be above 0")
+        return value
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _positive(int)(text)
+    if value > 65535 - 4:  # the last service listens on base + 4
+        raise argparse.ArgumentTypeError(f"{text}: ports end at 65535, and five services need base..base+4")
+    return value
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -223,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--on-crash", choices=("restart", "exit"), default="restart",
                    help="a service that dies: restart it with back-off (default), or stop all and exit 1")
     s.add_argument("--log-dir", type=Path, help="where each service's log goes (default: a temporary folder)")
-    s.add_argument("--base-port", type=int, default=8100,
+    s.add_argument("--base-port", type=_port, default=8100,
                    help="regex_format listens here; math_equiv +1, vqa_accuracy +2, clip_cider +3, "
                         "llm_judge +4")
     s.set_defaults(func=cmd_serve)
@@ -239,9 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", action="append", default=[], metavar="NAME=JSON",
                    help="params for the reward NAME, e.g. format='{\"mode\": \"reasoning_solution\"}'")
     s.add_argument("--out", type=Path, help="output JSONL (default: INPUT.scored.jsonl)")
-    s.add_argument("--chunk", type=int, default=256, help="items per progress step")
+    s.add_argument("--chunk", type=_positive(int), default=256, help="items per progress step")
     s.add_argument("--token", help="bearer token, when the services require one")
-    s.add_argument("--deadline", type=float, default=300.0,
+    s.add_argument("--deadline", type=_positive(float), default=300.0,
                    help="seconds a service may take per step, retries included, before the run stops")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
     s.add_argument("--resume", action="store_true",
@@ -268,10 +288,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a recipe value, e.g. --set grpo.learning_rate=5e-6")
         s.set_defaults(func=func)
     s.add_argument("--adapter", type=Path, help="LoRA adapter directory to evaluate")
-    s.add_argument("--limit", type=int, help="evaluate the first N examples")
+    s.add_argument("--limit", type=_positive(int), help="evaluate the first N examples")
     s.add_argument("--out", type=Path, default=Path("outputs/eval"))
-    s.add_argument("--batch-size", type=int, default=8, help="prompts generated at once")
-    s.add_argument("--max-new-tokens", type=int, help="default: the recipe's grpo.max_completion_length")
+    s.add_argument("--batch-size", type=_positive(int), default=8, help="prompts generated at once")
+    s.add_argument("--max-new-tokens", type=_positive(int),
+                   help="default: the recipe's grpo.max_completion_length")
     s.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto",
                    help="auto uses vLLM when it is installed and a GPU is present")
 
