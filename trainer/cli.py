@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
@@ -33,49 +31,9 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def cmd_serve(args) -> int:
-    import difflib
-    import tempfile
+    from trainer.serve import serve_command
 
-    from trainer.launch import SERVICES, available
-    from trainer.serve import Supervisor
-
-    for name in args.services:
-        if name not in SERVICES:
-            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
-            hint = f"did you mean {near[0]}? " if near else ""
-            raise CliError(f"no service {name!r}; {hint}services: {', '.join(SERVICES)}")
-    names, skipped = available(args.services or list(SERVICES))
-    for name, why in skipped.items():
-        console.print(f"[yellow]skipping {name}[/]: {escape(why)}", soft_wrap=True)
-    if not names:
-        raise CliError("no service can start here; fix one of the reasons above")
-    log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="rewardstack-serve-"))
-    sup = Supervisor(names, args.host, args.base_port, log_dir, on_crash=args.on_crash,
-                     say=lambda text: console.print(escape(text), soft_wrap=True))
-    try:
-        urls = sup.start()
-        if not urls:
-            raise CliError(f"no service started; their logs are in {log_dir}")
-        for name, url in urls.items():
-            print(f"{name:<14} {url}", flush=True)
-        console.print(f"[green]{len(urls)} ready[/] (logs in {log_dir}); Ctrl-C stops them all")
-        return _supervise(sup)
-    finally:
-        sup.stop_all()
-
-
-def _supervise(sup) -> int:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        while True:
-            reason = sup.check()
-            if reason:
-                console.print(f"[red]error:[/] {escape(reason)}; stopping every service", soft_wrap=True)
-                return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        console.print("stopping services")
-        return 0
+    return serve_command(args.services, args.host, args.base_port, args.log_dir, args.on_crash, console)
 
 
 def cmd_score(args) -> int:

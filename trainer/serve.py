@@ -7,13 +7,71 @@ exponential back-off, or, with `on_crash="exit"`, everything stops with the reas
 
 from __future__ import annotations
 
+import difflib
+import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.launch import LaunchError, log_tail, port_of, port_problem, spawn, stop, wait_ready
+from rich.console import Console
+from rich.markup import escape
+
+from trainer.launch import (
+    SERVICES,
+    LaunchError,
+    available,
+    log_tail,
+    port_of,
+    port_problem,
+    spawn,
+    stop,
+    wait_ready,
+)
+
+
+def serve_command(services: list[str], host: str, base_port: int | None, log_dir: Path | None,
+                  on_crash: str, console: Console) -> int:
+    """`rewardstack serve`: 0 after Ctrl-C, 1 when a crash stops everything (--on-crash exit)."""
+    for name in services:
+        if name not in SERVICES:
+            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise LaunchError(f"no service {name!r}; {hint}services: {', '.join(SERVICES)}")
+    names, skipped = available(services or list(SERVICES))
+    for name, why in skipped.items():
+        console.print(f"[yellow]skipping {name}[/]: {escape(why)}", soft_wrap=True)
+    if not names:
+        raise LaunchError("no service can start here; fix one of the reasons above")
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="rewardstack-serve-"))
+    sup = Supervisor(names, host, base_port, log_dir, on_crash=on_crash,
+                     say=lambda text: console.print(escape(text), soft_wrap=True))
+    try:
+        urls = sup.start()
+        if not urls:
+            raise LaunchError(f"no service started; their logs are in {log_dir}")
+        for name, url in urls.items():
+            print(f"{name:<14} {url}", flush=True)
+        console.print(f"[green]{len(urls)} ready[/] (logs in {log_dir}); Ctrl-C stops them all")
+        return _watch(sup, console)
+    finally:
+        sup.stop_all()
+
+
+def _watch(sup: Supervisor, console: Console) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    try:
+        while True:
+            reason = sup.check()
+            if reason:
+                console.print(f"[red]error:[/] {escape(reason)}; stopping every service", soft_wrap=True)
+                return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping services")
+        return 0
 
 
 @dataclass
