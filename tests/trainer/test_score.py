@@ -3,6 +3,7 @@
 import json
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from proto.models import ItemDetail, ScoreRequest, ScoreResponse, ServiceInfo, ServiceLimits
 from tests.helpers import free_port, serve_app
@@ -14,23 +15,57 @@ def _lines(path):
     return [json.loads(t) for t in path.read_text().splitlines()]
 
 
-def _failing_judge() -> FastAPI:
-    """A service that answers, but whose every item failed upstream: what llm_judge does offline."""
-    app = FastAPI()
+def _service(answer) -> FastAPI:
+    """A minimal service of the contract whose /v1/score is `answer(request, call_number)`."""
+    app, calls = FastAPI(), []
 
     @app.get("/v1/info")
     def info():
-        return ServiceInfo(name="judge", version="0", score_range=(0.0, 1.0), params_schema={},
+        return ServiceInfo(name="fake", version="0", score_range=(0.0, 1.0), params_schema={},
                            limits=ServiceLimits(max_batch=8, max_body_bytes=1 << 20, max_concurrency=1,
                                                 max_queue=1), fingerprint="x").model_dump()
 
     @app.post("/v1/score")
     def score(req: ScoreRequest):
-        n = len(req.items)
-        return ScoreResponse(rewards=[None] * n, details=[ItemDetail(status="error", reason="upstream unreachable")] * n,
-                             service="judge", version="0", elapsed_ms=1.0).model_dump()
+        calls.append(1)
+        return answer(req, len(calls))
 
     return app
+
+
+def _response(n: int, reward: float | None, detail: ItemDetail) -> dict:
+    return ScoreResponse(rewards=[reward] * n, details=[detail] * n, service="fake", version="0",
+                         elapsed_ms=1.0).model_dump()
+
+
+def _failing_judge() -> FastAPI:
+    """Answers, but every item failed upstream: what llm_judge does when its upstream is unreachable."""
+    return _service(lambda req, _: _response(len(req.items), None,
+                                             ItemDetail(status="error", reason="upstream unreachable")))
+
+
+def _dies_after_first_call() -> FastAPI:
+    """Scores the first request, then refuses: a run that stops midway."""
+    def answer(req, call):
+        if call > 1:
+            return JSONResponse({"error": {"type": "validation_error", "message": "gone"}}, status_code=422)
+        return _response(len(req.items), 1.0, ItemDetail())
+    return _service(answer)
+
+
+def test_a_run_stopped_midway_keeps_its_lines_as_partial_and_resume_finishes_it(tmp_path, capsys):
+    out = tmp_path / "x.scored.jsonl"
+    with serve_app(_dies_after_first_call()) as url:
+        code = main(["score", str(EXAMPLE_FILE), "--reward", f"f={url}", "--out", str(out), "--chunk", "4"])
+    assert code == 2
+    assert not out.exists()  # nothing that looks complete
+    kept = _lines(partial_path(out))
+    assert len(kept) == 4 and all(x["rewards"] == {"f": 1.0} for x in kept)
+    assert "4 of 10 lines scored" in capsys.readouterr().err
+    assert main(["score", str(EXAMPLE_FILE), "--reward", "f=inproc://regex_format", "--out", str(out), "--resume"]) == 0
+    done = _lines(out)
+    assert len(done) == 10 and done[:4] == kept
+    assert [x["id"] for x in done] == [json.loads(t)["id"] for t in EXAMPLE_FILE.read_text().splitlines()]
 
 
 def test_rerun_against_a_dead_service_leaves_the_old_output_intact(tmp_path, capsys):
