@@ -22,8 +22,9 @@ def install_hint(name: str) -> str:
 
 
 def installed(name: str) -> bool:
+    needs = _NEEDS.get(name)  # a service with no extra of its own needs only its package
     return (importlib.util.find_spec(f"services.{name}") is not None
-            and importlib.util.find_spec(_NEEDS[name]) is not None)
+            and (needs is None or importlib.util.find_spec(needs) is not None))
 
 
 def why_not(name: str, env: dict[str, str]) -> str | None:
