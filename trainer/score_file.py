@@ -64,14 +64,18 @@ async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
     """Score every item with every service; rename the partial file onto `job.out` at the end."""
     tallies = {name: ServiceTally() for name in job.rewards}
     partial = partial_path(job.out)
-    kept = _resume_from(partial, job, tallies, console) if job.resume else []
+    if job.resume:
+        done = _resume_from(partial, job, tallies, console)
+    elif partial.exists():
+        raise InputError(f"{partial} holds results of an earlier run that did not finish; --resume "
+                         "continues it, deleting it starts over")
+    else:
+        done = 0
     job.out.parent.mkdir(parents=True, exist_ok=True)
     clients = {n: RewardClient(u, token=job.token, deadline_s=job.deadline_s) for n, u in job.rewards.items()}
     try:
-        # Rewritten, not appended to: a run killed mid-write may have left half a line.
-        with partial.open("w", encoding="utf-8") as sink:
-            sink.writelines(json.dumps(line, ensure_ascii=False) + "\n" for line in kept)
-            await _score_rest(job, len(kept), clients, sink, tallies, console)
+        with partial.open("a" if done else "w", encoding="utf-8") as sink:
+            await _score_rest(job, done, clients, sink, tallies, console)
     except BaseException as exc:
         done = sum(len(t.rewards) for t in tallies.values()) // max(len(tallies), 1)
         message = (f"{done} of {len(job.rows)} lines scored and kept in {partial}; {job.out} is "
@@ -119,28 +123,37 @@ def scored_line(row: dict, responses: dict, offset: int) -> dict:
     }
 
 
-def _resume_from(partial: Path, job: Job, tallies: dict[str, ServiceTally], console: Console) -> list[dict]:
-    """The lines `partial` already holds for this input and these services, tallied."""
+def _resume_from(partial: Path, job: Job, tallies: dict[str, ServiceTally], console: Console) -> int:
+    """How many lines `partial` already holds for this input and these services (tallied).
+
+    A half-written last line (the run was killed while writing it) is cut off, to be scored again.
+    """
     if not partial.exists():
         console.print(f"nothing to resume ({partial} does not exist): scoring from the first line")
-        return []
-    lines = []
-    for text in partial.read_text(encoding="utf-8").splitlines():
-        try:
-            lines.append(json.loads(text))
-        except json.JSONDecodeError:
-            break  # the line a killed run was writing; it is scored again
+        return 0
+    lines, good_bytes = [], 0
+    with partial.open("rb") as handle:
+        for raw in handle:
+            try:
+                lines.append(json.loads(raw))
+            except json.JSONDecodeError:
+                break
+            good_bytes += len(raw)
+    if len(lines) > len(job.rows):
+        raise InputError(f"{partial} holds {len(lines)} lines but the input has {len(job.rows)}; "
+                         "delete it, or drop --resume")
     for n, (line, row) in enumerate(zip(lines, job.rows, strict=False), 1):
         if _strip(line) != _strip(row):
             raise InputError(f"{partial}:{n} does not match line {n} of the input; "
-                             "delete it, or rerun without --resume to start over")
+                             "delete it, or drop --resume to start over")
         if set(line.get("rewards", {})) != set(job.rewards):
             raise InputError(f"{partial} was scored with {sorted(line.get('rewards', {}))}, not "
                              f"{sorted(job.rewards)}; give the same --reward names, or drop --resume")
         for name in job.rewards:
             tallies[name].add(line["rewards"][name], line["status"][name], line["reason"][name])
+    os.truncate(partial, good_bytes)
     console.print(f"resuming after {len(lines)} scored lines from {partial}")
-    return lines[:len(job.rows)]
+    return len(lines)
 
 
 def _strip(row: dict) -> dict:

@@ -157,3 +157,11 @@ def test_missing_input_file_is_one_line_with_exit_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "nope.jsonl does not exist" in err and "Traceback" not in err
+
+
+def test_a_partial_file_is_never_overwritten_without_resume(tmp_path, capsys):
+    out = tmp_path / "o.jsonl"
+    partial_path(out).write_text('{"id": "q1"}\n')
+    code = main(["score", str(EXAMPLE_FILE), "--reward", "f=inproc://regex_format", "--out", str(out)])
+    assert code == 2 and "--resume" in capsys.readouterr().err
+    assert partial_path(out).read_text() == '{"id": "q1"}\n'
