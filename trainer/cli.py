@@ -75,22 +75,12 @@ def cmd_score(args) -> int:
 
 def check_url(url: str, what: str) -> None:
     """Refuse a reward URL that cannot work, before anything is sent: bad scheme, unknown service."""
-    import difflib
+    from trainer.launch import SERVICES
+    from trainer.service_checks import url_problem
 
-    from trainer.launch import SERVICES, installed
-
-    if not url.startswith(("http://", "https://", "inproc://")):
-        raise CliError(f"{what}: {url!r} must start with http://, https:// or inproc://")
-    if url.startswith("inproc://"):
-        name = url.removeprefix("inproc://").strip("/")
-        if name not in SERVICES:
-            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
-            hint = f"did you mean inproc://{near[0]}? " if near else ""
-            raise CliError(f"{what}: no service {name!r}; {hint}services: {', '.join(SERVICES)}")
-        if not installed(name):
-            from trainer.launch import install_hint
-
-            raise CliError(f"{what}: {name} is not installed here; {install_hint(name)}")
+    why = url_problem(url, SERVICES)
+    if why:
+        raise CliError(f"{what}: {why}")
 
 
 def _json_param(name: str, text: str) -> dict:

@@ -9,7 +9,6 @@ the data lacks, stops the run before a model is loaded and before any checkpoint
 from __future__ import annotations
 
 import asyncio
-import difflib
 import logging
 import os
 from typing import Any
@@ -18,10 +17,9 @@ from proto.client import RewardClient, RewardRequestError, RewardServiceError
 from trainer.launch import SERVICES
 from trainer.recipe import Recipe, RewardEntry
 from trainer.reward_items import DEFAULT_REFERENCE_COLUMNS, build_items
-from trainer.service_checks import install_hint, installed
+from trainer.service_checks import url_problem
 
 log = logging.getLogger(__name__)
-SERVICE_NAMES = tuple(SERVICES)
 
 
 class PreflightError(ValueError):
@@ -54,17 +52,7 @@ def check_static(recipe: Recipe) -> None:
 
 def _entry_problems(i: int, entry: RewardEntry) -> list[str]:
     where = f"rewards[{i}] ({entry.name})"
-    problems = []
-    for url in entry.endpoints:
-        if not url.startswith("inproc://"):
-            continue
-        name = url.removeprefix("inproc://").strip("/")
-        if name not in SERVICE_NAMES:
-            near = difflib.get_close_matches(name, SERVICE_NAMES, n=1, cutoff=0.5)
-            hint = f"did you mean inproc://{near[0]}? " if near else ""
-            problems.append(f"{where}.url: no service {name!r}; {hint}services: {', '.join(SERVICE_NAMES)}")
-        elif not installed(name):
-            problems.append(f"{where}.url: {name} is not installed here; {install_hint(name)}")
+    problems = [f"{where}.url: {why}" for url in entry.endpoints if (why := url_problem(url, SERVICES))]
     if entry.token_env and not os.environ.get(entry.token_env):
         problems.append(f"{where}.token_env: {entry.token_env} is not set; export it, or remove token_env "
                         "if the service needs no token")

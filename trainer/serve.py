@@ -7,7 +7,6 @@ exponential back-off, or, with `on_crash="exit"`, everything stops with the reas
 
 from __future__ import annotations
 
-import difflib
 import signal
 import subprocess
 import tempfile
@@ -30,16 +29,16 @@ from trainer.launch import (
     stop,
     wait_ready,
 )
+from trainer.service_checks import unknown_service
 
 
 def serve_command(services: list[str], host: str, base_port: int | None, log_dir: Path | None,
                   on_crash: str, console: Console) -> int:
     """`rewardstack serve`: 0 after Ctrl-C, 1 when a crash stops everything (--on-crash exit)."""
     for name in services:
-        if name not in SERVICES:
-            near = difflib.get_close_matches(name, list(SERVICES), n=1, cutoff=0.5)
-            hint = f"did you mean {near[0]}? " if near else ""
-            raise LaunchError(f"no service {name!r}; {hint}services: {', '.join(SERVICES)}")
+        why = unknown_service(name, SERVICES)
+        if why:
+            raise LaunchError(why)
     names, skipped = available(services or list(SERVICES))
     for name, why in skipped.items():
         console.print(f"[yellow]skipping {name}[/]: {escape(why)}", soft_wrap=True)

@@ -6,10 +6,12 @@ that `rewardstack serve` skips it up front instead of learning it from a child t
 
 from __future__ import annotations
 
+import difflib
 import errno
 import importlib.util
 import os
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 _EXTRAS = {"math_equiv": "math", "clip_cider": "clip", "llm_judge": "judge"}
@@ -25,6 +27,29 @@ def installed(name: str) -> bool:
     needs = _NEEDS.get(name)  # a service with no extra of its own needs only its package
     return (importlib.util.find_spec(f"services.{name}") is not None
             and (needs is None or importlib.util.find_spec(needs) is not None))
+
+
+def unknown_service(name: str, services: Iterable[str], prefix: str = "") -> str | None:
+    """None for a known service; else the closest name and the list (never `pip install`)."""
+    services = list(services)
+    if name in services:
+        return None
+    near = difflib.get_close_matches(name, services, n=1, cutoff=0.5)
+    hint = f"did you mean {prefix}{near[0]}? " if near else ""
+    return f"no service {name!r}; {hint}services: {', '.join(services)}"
+
+
+def url_problem(url: str, services: Iterable[str]) -> str | None:
+    """Why a reward URL cannot work before anything is sent (scheme, in-process service); None if it can."""
+    if not url.startswith(("http://", "https://", "inproc://")):
+        return f"{url!r} must start with http://, https:// or inproc://"
+    if not url.startswith("inproc://"):
+        return None
+    name = url.removeprefix("inproc://").strip("/")
+    why = unknown_service(name, services, prefix="inproc://")
+    if why is None and not installed(name):
+        why = f"{name} is not installed here; {install_hint(name)}"
+    return why
 
 
 def why_not(name: str, env: dict[str, str]) -> str | None:
