@@ -211,11 +211,12 @@ def run_eval(recipe: Recipe, adapter: Path | None, limit: int | None, out_dir: P
     """
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend {backend!r}: choose auto, vllm or transformers")
-    from trainer.preflight import check_static, score_first_row
+    from trainer.preflight import check_static, explain_data_errors, score_first_row
 
     out_dir = Path(out_dir)
     check_static(recipe)
-    rows, data_summary = eval_data(recipe, limit)
+    with explain_data_errors(recipe):
+        rows, data_summary = eval_data(recipe, limit)
     if rows:
         score_first_row(recipe, rows[0])  # wrong params fail before the model loads
     log.info("evaluating %d examples (%s)", len(rows), data_summary)

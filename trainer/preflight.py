@@ -9,8 +9,10 @@ the data lacks, stops the run before a model is loaded and before any checkpoint
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from proto.client import RewardClient, RewardRequestError, RewardServiceError
@@ -32,10 +34,25 @@ def preflight(recipe: Recipe, dataset=None):
     if dataset is None:
         from trainer.data import build_dataset
 
-        dataset, _summary = build_dataset(recipe.data)
+        with explain_data_errors(recipe):
+            dataset, _summary = build_dataset(recipe.data)
     if len(dataset):
         score_first_row(recipe, dataset[0])
     return dataset
+
+
+@contextlib.contextmanager
+def explain_data_errors(recipe: Recipe) -> Iterator[None]:
+    """A dataset that cannot be reached or found becomes one message naming the setting and the fix."""
+    try:
+        yield
+    except (ConnectionError, FileNotFoundError) as exc:
+        data = recipe.data
+        where = f"data.path {data.path}" if data.path else f"data.hub_id {data.hub_id}"
+        raise PreflightError(
+            f"{where} ({data.source}) cannot be loaded: {exc}. Download it while online, or point "
+            "data.path at a local copy (docs/recipes.md, 'Getting the data')"
+        ) from None
 
 
 def check_static(recipe: Recipe) -> None:

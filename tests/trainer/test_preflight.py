@@ -64,3 +64,13 @@ def test_the_shipped_recipe_passes_and_its_dataset_is_handed_on():
     check_static(recipe)
     dataset = preflight(recipe)
     assert dataset.num_rows == recipe.data.limit
+
+
+def test_a_dataset_that_cannot_be_loaded_names_the_setting_before_model_load(tmp_path, no_model, capsys):
+    empty = tmp_path / "path-vqa"
+    empty.mkdir()  # exists, so the static check passes; holds no data files
+    code = main(["train", str(TINY), "--set", "data.source=path_vqa", "--set", f"data.path={empty}",
+                 "--set", f"output.dir={tmp_path / 'run'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"data.path {empty} (path_vqa) cannot be loaded" in err and "Getting the data" in err
