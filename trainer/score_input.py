@@ -102,7 +102,7 @@ def unknown_key_message(key: str, row: dict) -> str | None:
     if meant is None:
         close = difflib.get_close_matches(key.lower(), sorted(ITEM_FIELDS | {"image"}), n=1, cutoff=0.75)
         meant = close[0] if close else None
-    if meant is None or meant in row or (meant == "image" and key == "image_id" and "image" in row):
+    if meant is None or meant in row:
         return None
     return f"unknown key {key!r} (did you mean {meant!r}?)"
 

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -82,7 +82,7 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0  # monotonic time the next restart may happen
     gave_up: bool = False
-    crashes: list[float] = field(default_factory=list)
+    started_at: float = 0.0
 
 
 class Supervisor:
@@ -90,10 +90,12 @@ class Supervisor:
 
     def __init__(self, names: list[str], host: str, base_port: int | None, log_dir: Path, *,
                  say: Callable[[str], None], on_crash: str = "restart", max_restarts: int = 5,
-                 backoff_s: float = 1.0, backoff_max_s: float = 60.0, ready_timeout_s: float = 180.0):
+                 backoff_s: float = 1.0, backoff_max_s: float = 60.0, ready_timeout_s: float = 180.0,
+                 healthy_after_s: float = 300.0):
         self.host, self.log_dir, self.say = host, log_dir, say
         self.on_crash, self.max_restarts = on_crash, max_restarts
         self.backoff_s, self.backoff_max_s, self.ready_timeout_s = backoff_s, backoff_max_s, ready_timeout_s
+        self.healthy_after_s = healthy_after_s
         self.children: dict[str, Child] = {}
         for name in names:
             port = port_of(name, host, base_port)
@@ -110,6 +112,7 @@ class Supervisor:
                 continue
             child.proc = spawn(child.name, self.host, child.port, None, quiet=False,
                                log_path=str(self.log_dir / f"{child.name}.log"))
+            child.started_at = time.monotonic()
         for child in list(self.children.values()):
             try:
                 wait_ready(child.name, child.url, child.proc, self.ready_timeout_s)
@@ -139,6 +142,8 @@ class Supervisor:
         return None
 
     def _schedule_restart(self, child: Child, code: int, tail: str, now: float) -> None:
+        if now - child.started_at > self.healthy_after_s:
+            child.restarts = 0  # it ran well for a while: this crash starts a new count
         if child.restarts >= self.max_restarts:
             child.gave_up = True
             self.say(f"{child.name} exited with code {code} after {child.restarts} restarts; giving up on it "
@@ -157,6 +162,7 @@ class Supervisor:
             return
         child.proc = spawn(child.name, self.host, child.port, None, quiet=False,
                            log_path=str(self.log_dir / f"{child.name}.log"))
+        child.started_at = time.monotonic()
         try:
             wait_ready(child.name, child.url, child.proc, self.ready_timeout_s)
         except LaunchError as exc:

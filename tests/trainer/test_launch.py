@@ -68,3 +68,20 @@ def test_healthy_services_stay_up_and_a_crashed_one_is_restarted(tmp_path, monke
         assert "regex_format exited with code" in sup.check()
     finally:
         sup.stop_all()
+
+
+def test_a_child_that_keeps_crashing_is_given_up_with_its_log_tail(tmp_path):
+    import tempfile
+
+    from trainer.serve import Child
+
+    said = []
+    sup = Supervisor([], "127.0.0.1", None, tmp_path, say=said.append, max_restarts=0)
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen([sys.executable, "-c", "print('weights missing'); raise SystemExit(3)"],
+                                stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc.log = log
+        proc.wait()
+        sup.children["x"] = Child("x", "http://127.0.0.1:1", 1, proc=proc)
+        assert sup.check() == "every service has stopped for good; see the messages above"
+    assert "x exited with code 3 after 0 restarts; giving up" in said[0] and "| weights missing" in said[0]
