@@ -28,6 +28,6 @@ def test_every_field_of_every_section_is_documented_with_its_default():
 
 def test_docs_cite_only_files_the_repository_has():
     root = DOC.parents[1]
-    for doc in sorted((root / "docs").glob("*.md")):
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)#:]+)\)", doc.read_text()):
             assert (doc.parent / target).exists(), f"{doc.name} links to {target}, which does not exist"
