@@ -9,10 +9,10 @@ from __future__ import annotations
 import difflib
 import errno
 import importlib.util
-import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterable
-from pathlib import Path
 
 _EXTRAS = {"math_equiv": "math", "clip_cider": "clip", "llm_judge": "judge"}
 _NEEDS = {"regex_format": "re2", "math_equiv": "math_verify", "vqa_accuracy": "rapidfuzz",
@@ -81,52 +81,15 @@ def port_problem(host: str, port: int) -> str | None:
 def clip_weights_problem(env: dict[str, str]) -> str | None:
     """None when clip_cider's CLIP weights are on disk (or need no download); else why and the fix.
 
-    Mirrors open_clip's own lookup (a local file, the Hugging Face cache, then ~/.cache/clip for
-    URL downloads) without importing torch; a download is only attempted when the hub is reachable.
+    Asked of the service itself, in a child process with the environment it would start with: the
+    trainer never imports a service, and only the service knows how it finds its weights.
     """
-    model = env.get("CLIP_CIDER_CLIP_MODEL", "ViT-B-32")
-    tag = env.get("CLIP_CIDER_CLIP_PRETRAINED", "openai")
-    if not tag or Path(tag).is_file():
-        return None  # seeded random weights (tests), or a local checkpoint
-    from open_clip.pretrained import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(model, tag)
-    if not cfg:
-        return (f"open_clip has no weights {tag!r} for {model}; set CLIP_CIDER_CLIP_PRETRAINED to one of "
-                "open_clip.list_pretrained_tags_by_model() or to a checkpoint file")
-    cache_dir = env.get("CLIP_CIDER_CLIP_CACHE_DIR") or None
-    if _in_hf_cache(cfg.get("hf_hub", ""), cache_dir) or _in_url_cache(cfg.get("url", ""), cache_dir):
-        return None
-    if env.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes") or not _hub_reachable():
-        return (f"CLIP weights {model}/{tag} are not cached and the hub cannot be reached; download them "
-                "once online, or set CLIP_CIDER_CLIP_PRETRAINED to a checkpoint file "
-                "(an empty value gives random weights, for tests only)")
-    return None
-
-
-def _in_hf_cache(hf_hub: str, cache_dir: str | None) -> bool:
-    if not hf_hub:
-        return False
-    from huggingface_hub import try_to_load_from_cache
-
-    repo, filename = os.path.split(hf_hub)
-    names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-    if filename.endswith(".bin"):
-        names.insert(0, filename.removesuffix(".bin") + ".safetensors")
-    return any(isinstance(try_to_load_from_cache(repo, n, cache_dir=cache_dir), str) for n in names)
-
-
-def _in_url_cache(url: str, cache_dir: str | None) -> bool:
-    if not url:
-        return False
-    folder = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "clip"
-    return (folder / os.path.basename(url)).is_file()
-
-
-def _hub_reachable(timeout_s: float = 2.0) -> bool:
-    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
     try:
-        socket.create_connection((host, 443), timeout=timeout_s).close()
-    except OSError:
-        return False
-    return True
+        done = subprocess.run([sys.executable, "-m", "services.clip_cider.weights"], env=env,
+                              capture_output=True, text=True, timeout=180)
+    except subprocess.TimeoutExpired:
+        return "the CLIP weights check took over 180 s; run python -m services.clip_cider.weights to see why"
+    if done.returncode == 0:
+        return None
+    lines = (done.stdout.strip() or done.stderr.strip() or f"exit code {done.returncode}").splitlines()
+    return lines[-1]
