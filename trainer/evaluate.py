@@ -211,14 +211,11 @@ def run_eval(recipe: Recipe, adapter: Path | None, limit: int | None, out_dir: P
     """
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend {backend!r}: choose auto, vllm or transformers")
-    from trainer.preflight import check_static, explain_data_errors, score_first_row
+    from trainer.preflight import preflight_eval
 
     out_dir = Path(out_dir)
-    check_static(recipe)
-    with explain_data_errors(recipe):
-        rows, data_summary = eval_data(recipe, limit)
-    if rows:
-        score_first_row(recipe, rows[0])  # wrong params fail before the model loads
+    # Wrong params, paths or tokens fail here, before the model loads.
+    rows, data_summary = preflight_eval(recipe, lambda: eval_data(recipe, limit))
     log.info("evaluating %d examples (%s)", len(rows), data_summary)
     max_new = max_new_tokens or int(recipe.grpo.get("max_completion_length", 256))
     completions = generate(recipe, rows, adapter, batch_size=batch_size, max_new_tokens=max_new,

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from proto.client import RewardClient, RewardRequestError, RewardServiceError
@@ -39,6 +39,16 @@ def preflight(recipe: Recipe, dataset=None):
     if len(dataset):
         score_first_row(recipe, dataset[0])
     return dataset
+
+
+def preflight_eval(recipe: Recipe, load_rows: Callable[[], tuple[list[dict], Any]]):
+    """Eval's checks before the model loads; returns what `load_rows` loaded (rows, summary)."""
+    check_static(recipe)
+    with explain_data_errors(recipe):
+        rows, summary = load_rows()
+    if rows:
+        score_first_row(recipe, rows[0])
+    return rows, summary
 
 
 @contextlib.contextmanager
