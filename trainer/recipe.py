@@ -35,7 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainer.data.config import DataConfig
-from trainer.recipe_yaml import RecipeError, apply_override, yaml_load
+from trainer.recipe_yaml import RecipeError, apply_override, error_message, yaml_load
 
 __all__ = ["Recipe", "RecipeError", "RewardEntry", "load_recipe", "parse_recipe", "yaml_load"]
 
@@ -272,47 +272,9 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{_loc(e['loc'])}: {_message(e)}" for e in exc.errors()]
+        lines = [f"{_loc(e['loc'])}: {error_message(e, Recipe)}" for e in exc.errors()]
         raise RecipeError(f"recipe {source} is invalid:\n  " + "\n  ".join(lines)) from None
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
-
-
-def _message(error: dict[str, Any]) -> str:
-    """pydantic's message; for a key no section has, the closest valid keys of that section too."""
-    if error["type"] != "extra_forbidden":
-        return error["msg"]
-    import difflib
-
-    try:
-        fields = _section_fields(error["loc"][:-1])
-    except (KeyError, AttributeError):  # a loc through a union tag: pydantic's words will do
-        return error["msg"]
-    key = str(error["loc"][-1])
-    near = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
-    if near:
-        return f"unknown key (did you mean {' or '.join(near)}?)"
-    return f"unknown key; this section takes {', '.join(fields)}"
-
-
-def _section_fields(loc: tuple[Any, ...]) -> list[str]:
-    """The keys of the section at `loc` (e.g. ('rewards', 0) -> RewardEntry's fields)."""
-    model: Any = Recipe
-    for part in loc:
-        if isinstance(part, int):
-            continue  # an index into a list section: the entries share one model
-        model = _model_of(model.model_fields[part].annotation)
-    return list(model.model_fields)
-
-
-def _model_of(annotation: Any) -> Any:
-    """The BaseModel inside `X`, `X | None` or `list[X]`."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_of(arg)
-        if found is not None:
-            return found
-    return None
