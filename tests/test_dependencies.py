@@ -1,4 +1,4 @@
-"""DESIGN.md's dependency rules, checked on every run by reading each module's imports."""
+"""docs/DESIGN.md's dependency rules, checked on every run by reading each module's imports."""
 
 import ast
 from pathlib import Path

@@ -212,10 +212,12 @@ def run_eval(recipe: Recipe, adapter: Path | None, limit: int | None, out_dir: P
     if backend not in ("auto", "vllm", "transformers"):
         raise EvalError(f"backend {backend!r}: choose auto, vllm or transformers")
     from trainer import generation
+    from trainer.preflight import preflight_eval
     from trainer.preflight_tokens import check_token_budget
 
     out_dir = Path(out_dir)
-    rows, data_summary = eval_data(recipe, limit)
+    # Wrong params, paths or tokens fail here, before the model loads.
+    rows, data_summary = preflight_eval(recipe, lambda: eval_data(recipe, limit))
     log.info("evaluating %d examples (%s)", len(rows), data_summary)
     max_new = max_new_tokens or int(recipe.grpo.get("max_completion_length", 256))
     use_vllm = backend == "vllm" or (backend == "auto" and generation.vllm_usable())

@@ -7,7 +7,6 @@ reaches services by URL only.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import socket
@@ -20,23 +19,27 @@ from dataclasses import dataclass
 
 import httpx
 
+from trainer.service_checks import install_hint, installed, port_problem, why_not
+
+__all__ = ["SERVICES", "LaunchError", "available", "default_services", "install_hint", "installed",
+           "launch_services", "port_problem"]
+
 
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
     port_offset: int  # fixed, so a service keeps its port whichever others run
-    needs: str  # a module whose presence means the service's extra is installed
     env_prefix: str
 
 
 SERVICES: dict[str, ServiceSpec] = {
     s.name: s
     for s in (
-        ServiceSpec("regex_format", 0, "re2", "REGEX_FORMAT_"),
-        ServiceSpec("math_equiv", 1, "math_verify", "MATH_EQUIV_"),
-        ServiceSpec("vqa_accuracy", 2, "rapidfuzz", "VQA_ACCURACY_"),
-        ServiceSpec("clip_cider", 3, "open_clip", "CLIP_CIDER_"),
-        ServiceSpec("llm_judge", 4, "httpx", "LLM_JUDGE_"),
+        ServiceSpec("regex_format", 0, "REGEX_FORMAT_"),
+        ServiceSpec("math_equiv", 1, "MATH_EQUIV_"),
+        ServiceSpec("vqa_accuracy", 2, "VQA_ACCURACY_"),
+        ServiceSpec("clip_cider", 3, "CLIP_CIDER_"),
+        ServiceSpec("llm_judge", 4, "LLM_JUDGE_"),
     )
 }
 
@@ -45,28 +48,26 @@ class LaunchError(RuntimeError):
     pass
 
 
-def installed(name: str) -> bool:
-    spec = SERVICES[name]
-    return (importlib.util.find_spec(f"services.{name}") is not None
-            and importlib.util.find_spec(spec.needs) is not None)
-
-
 def default_services(env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-    """The installed services, and why any of them is left out."""
-    env = dict(os.environ) if env is None else env
+    """The services that can start here, and why each other one cannot (with the fix)."""
+    return available(list(SERVICES), env)
+
+
+def available(names: list[str], env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """`names` split into those that can start with `env` and {name: why not, and the fix}."""
+    env = dict(os.environ) if env is None else {**os.environ, **env}
     chosen, skipped = [], {}
-    for name in SERVICES:
-        if not installed(name):
-            skipped[name] = f"not installed (pip install 'rewardstack[{_extra(name)}]')"
-        elif name == "llm_judge" and not (env.get("LLM_JUDGE_API_KEY") or env.get("OPENROUTER_API_KEY")):
-            skipped[name] = "no API key: set OPENROUTER_API_KEY (or LLM_JUDGE_API_KEY)"
+    for name in names:
+        why = why_not(name, env)
+        if why:
+            skipped[name] = why
         else:
             chosen.append(name)
     return chosen, skipped
 
 
-def _extra(name: str) -> str:
-    return {"math_equiv": "math", "clip_cider": "clip", "llm_judge": "judge"}.get(name, "services")
+def port_of(name: str, host: str, base_port: int | None) -> int:
+    return base_port + SERVICES[name].port_offset if base_port else free_port(host)
 
 
 def free_port(host: str) -> int:
@@ -96,47 +97,59 @@ def launch_services(
     procs: dict[str, subprocess.Popen] = {}
     urls: dict[str, str] = {}
     try:
+        ports = {name: port_of(name, host, base_port) for name in names}
+        taken = [why for name in names if (why := port_problem(host, ports[name]))]
+        if taken:
+            raise LaunchError("; ".join(taken))
         for name in names:
-            port = base_port + SERVICES[name].port_offset if base_port else free_port(host)
-            procs[name] = _spawn(name, host, port, env, quiet)
-            urls[name] = f"http://{host}:{port}"
+            procs[name] = spawn(name, host, ports[name], env, quiet)
+            urls[name] = f"http://{host}:{ports[name]}"
         for name in names:
-            _wait_ready(name, urls[name], procs[name], ready_timeout_s)
+            wait_ready(name, urls[name], procs[name], ready_timeout_s)
         yield urls
     finally:
         _stop_all(procs)
 
 
-def _spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bool) -> subprocess.Popen:
+def spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bool = True,
+          log_path: str | None = None) -> subprocess.Popen:
+    """One uvicorn process for `name`; its output goes to a file, so a failure can quote it."""
     cmd = [sys.executable, "-m", "uvicorn", f"services.{name}.main:app", "--host", host,
            "--port", str(port), "--log-level", "warning" if quiet else "info"]
     # A file, not a pipe: a pipe nobody reads fills up and blocks a chatty service.
-    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
-    # Not quiet: service logs go to our stderr, keeping stdout for what the caller prints.
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log if quiet else sys.stderr,
-                            stderr=log if quiet else None, text=True, start_new_session=True)
+    # It lives as long as the process, so no context manager.
+    log = open(log_path, "a+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
 
-def _log_tail(proc: subprocess.Popen, lines: int = 12) -> str:
-    log = getattr(proc, "log", None)
-    if log is None:
-        return "(see the output above)"
+def log_tail(proc: subprocess.Popen, lines: int = 12) -> str:
+    """The last lines the process wrote, indented; says so when it wrote nothing."""
+    log = proc.log  # type: ignore[attr-defined]
+    log.flush()
     log.seek(0)
-    return "\n".join(log.read().strip().splitlines()[-lines:])
+    tail = log.read().strip().splitlines()[-lines:]
+    return "\n".join(f"  | {line}" for line in tail) if tail else "  (it wrote nothing)"
 
 
-def _wait_ready(name: str, url: str, proc: subprocess.Popen, timeout_s: float) -> None:
+def wait_ready(name: str, url: str, proc: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise LaunchError(f"{name} exited with code {proc.returncode} while starting:\n{_log_tail(proc)}")
+            raise LaunchError(f"{name} exited with code {proc.returncode} while starting; its last log "
+                              f"lines:\n{log_tail(proc)}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         time.sleep(0.2)
-    raise LaunchError(f"{name} at {url} was not ready within {timeout_s:.0f}s")
+    raise LaunchError(f"{name} at {url} was not ready within {timeout_s:.0f}s; its last log lines:\n"
+                      f"{log_tail(proc)}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    _stop_all({"": proc})
 
 
 def _stop_all(procs: dict[str, subprocess.Popen]) -> None:

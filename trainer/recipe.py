@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from proto.rewards import RewardEntry
 from trainer.data.config import DataConfig
-from trainer.recipe_yaml import RecipeError, apply_override, yaml_load
+from trainer.recipe_yaml import RecipeError, apply_override, error_message, yaml_load
 
 __all__ = ["Recipe", "RecipeError", "RewardEntry", "load_recipe", "parse_recipe", "yaml_load"]
 
@@ -263,7 +263,7 @@ def parse_recipe(raw: dict[str, Any], source: str = "<recipe>") -> Recipe:
     try:
         return Recipe.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{_loc(e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"{_loc(e['loc'])}: {error_message(e, Recipe)}" for e in exc.errors()]
         raise RecipeError(f"recipe {source} is invalid:\n  " + "\n  ".join(lines)) from None
 
 

@@ -1,4 +1,4 @@
-"""Reading recipe YAML: YAML 1.2 scalars, and `--set a.b=value` overrides applied to the raw mapping."""
+"""Reading recipe YAML: YAML 1.2 scalars, `--set a.b=value` overrides, and did-you-mean for unknown keys."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 
 class RecipeError(ValueError):
@@ -76,3 +77,41 @@ def _index(part: str, node: list[Any], where: str, path: Path) -> int:
             f"override {where}: {path} has a list of {len(node)} here; use an index 0..{len(node) - 1}"
         )
     return int(part)
+
+
+def error_message(error: dict[str, Any], root: type[BaseModel]) -> str:
+    """pydantic's message; for a key no section has, the closest valid keys of that section too."""
+    if error["type"] != "extra_forbidden":
+        return error["msg"]
+    import difflib
+
+    try:
+        fields = _section_fields(root, error["loc"][:-1])
+    except (KeyError, AttributeError):  # a loc through a union tag: pydantic's words will do
+        return error["msg"]
+    key = str(error["loc"][-1])
+    near = difflib.get_close_matches(key, fields, n=3, cutoff=0.6)
+    if near:
+        return f"unknown key (did you mean {' or '.join(near)}?)"
+    return f"unknown key; this section takes {', '.join(fields)}"
+
+
+def _section_fields(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys of the section at `loc` (e.g. ('rewards', 0) -> RewardEntry's fields)."""
+    model: Any = root
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a list section: the entries share one model
+        model = _model_of(model.model_fields[part].annotation)
+    return list(model.model_fields)
+
+
+def _model_of(annotation: Any) -> Any:
+    """The BaseModel inside `X`, `X | None` or `list[X]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None

@@ -94,16 +94,15 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
 def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None) -> Path:
     """Train as the recipe says; return the output directory (`adapter/`, or `model/` without LoRA)."""
-    from trainer.data import build_dataset
+    from trainer.preflight import preflight
     from trainer.preflight_tokens import check_token_budget, completion_length
     from trainer.rewards import RewardSet
 
     out = Path(recipe.output.dir)
     checkpoint = resolve_resume(recipe.resume, out)
+    dataset = preflight(recipe, dataset)  # a recipe that would fail at step 1 fails before the model loads
     rewards = RewardSet(recipe.rewards)
     asyncio.run(rewards.preflight())
-    if dataset is None:
-        dataset, _summary = build_dataset(recipe.data)
     check_token_budget(recipe, dataset, max_new_tokens=completion_length(recipe),
                        use_vllm=recipe.vllm.mode != "none")
     out.mkdir(parents=True, exist_ok=True)

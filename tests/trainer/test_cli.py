@@ -102,3 +102,20 @@ def test_images_with_the_same_name_and_size_stay_distinct(tmp_path):
     _, items, images = read_items(src)
     assert items[0].image_id == items[2].image_id != items[1].image_id
     assert len(images) == 2
+
+
+def test_numbers_out_of_range_are_usage_errors_not_tracebacks(capsys):
+    import pytest
+
+    for argv, message in ((["score", str(EXAMPLE_FILE), "--reward", "f=inproc://regex_format", "--chunk", "0"], "--chunk: 0 must be above 0"),
+                          (["serve", "--base-port", "70000"], "ports end at 65535"),
+                          (["eval", "r.yaml", "--limit", "-1"], "--limit: -1 must be above 0")):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_misspelled_service_name_for_serve_is_named_with_the_closest(capsys):
+    assert main(["serve", "regex_fromat"]) == 2
+    assert "no service 'regex_fromat'; did you mean regex_format?" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from services.regex_format.scorer import RegexFormatScorer
 from services.regex_format.settings import RegexFormatSettings
 from tests.helpers import free_port, serve_app
 from trainer.evaluate import EvalError, run_eval
+from trainer.preflight import PreflightError
 from trainer.recipe import parse_recipe
 
 LIMIT = 5
@@ -93,7 +94,8 @@ def test_a_dead_service_with_skip_gives_nulls_counted_in_the_summary(format_url:
 def test_a_dead_service_with_abort_names_the_reward_and_url(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     recipe = _recipe([{"name": "gone", "url": dead, "timeout_s": 1.0, "on_error": "abort"}])
-    with pytest.raises(EvalError, match=f"reward 'gone' at {dead}"):
+    # The preflight finds it before the model loads; EvalError would find it after generating.
+    with pytest.raises(PreflightError, match=f"reward 'gone' at {dead}"):
         run_eval(recipe, adapter=None, limit=2, out_dir=tmp_path / "eval")
 
 

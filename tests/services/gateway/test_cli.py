@@ -47,7 +47,7 @@ def test_the_service_alone_refuses_to_start_without_a_config():
 def test_serves_slime_and_openrlhf_from_the_example_shaped_config(tmp_path):
     with services() as svc:
         cfg = tmp_path / "rewards.yaml"
-        example = yaml.safe_load((ROOT / "examples" / "gateway.yaml").read_text())
+        example = yaml.safe_load((ROOT / "trainer" / "examples" / "gateway.yaml").read_text())
         example["rewards"] = rewards(svc)
         cfg.write_text(yaml.safe_dump(example))
         port = free_port()

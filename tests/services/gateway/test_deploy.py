@@ -11,7 +11,7 @@ from tests.helpers import ROOT
 
 
 def test_example_config_loads():
-    cfg = load_config(ROOT / "examples" / "gateway.yaml")
+    cfg = load_config(ROOT / "trainer" / "examples" / "gateway.yaml")
     assert [e.name for e in cfg.rewards] == ["format", "answer"]
 
 
