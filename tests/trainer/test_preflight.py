@@ -20,7 +20,7 @@ def no_model(monkeypatch):
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded before the recipe was checked")
 
-    monkeypatch.setattr(trainer.model, "load_model_and_processor", refuse)
+    monkeypatch.setattr(trainer.model, "load_model", refuse)
     monkeypatch.setattr(trainer.evaluate, "generate", refuse)
 
 
