@@ -81,6 +81,14 @@ def resolved_compose(env: dict[str, str] | None = None) -> dict[str, Any]:
     return interpolate(raw_compose(), values)
 
 
+def mount_target_source(volume: str | dict[str, Any]) -> tuple[str, str]:
+    """(target in the container, source) of a volume in short (`src:dst[:ro]`) or long syntax."""
+    if isinstance(volume, dict):
+        return volume["target"], volume.get("source", "")
+    source, target = volume.split(":")[:2]
+    return target, source
+
+
 def argv(command: str | list[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
@@ -258,8 +266,7 @@ class Dockerfile:
         for word, rest in self.instructions:
             if word != "RUN":
                 continue
-            for cmd in re.split(r"&&|;", rest):
-                args = shlex.split(cmd)
+            for args in shell_commands(rest):
                 if "install" not in args or not ({"pip", "uv"} & {Path(a).name for a in args}):
                     continue
                 skip_next = False
@@ -277,9 +284,30 @@ class Dockerfile:
                         named.append(Requirement(a))
         return extras, named
 
+    def arg_defaults(self) -> dict[str, str]:
+        """Every `ARG NAME=default` of the file, global or inside a stage (later ones win)."""
+        return dict(re.findall(r"^ARG (\w+)=(\S*)", self.text, re.M))
+
+    def stage_bodies(self) -> list[tuple[str, str, list[tuple[str, str]]]]:
+        """(FROM argument, stage name, the stage's instructions) in file order."""
+        out: list[tuple[str, str, list[tuple[str, str]]]] = []
+        for word, rest in self.instructions:
+            if word == "FROM":
+                parts = rest.split()
+                out.append((parts[0], parts[2] if len(parts) > 2 else "", []))
+            elif out:
+                out[-1][2].append((word, rest))
+        return out
+
+    def legacy_build(self, target: str | None) -> list[str]:
+        """The stages the legacy builder (DOCKER_BUILDKIT=0) runs for `--target`: every stage up to
+        and including the target, in file order, whether the target needs it or not."""
+        names = [name for _, name, _ in self.stage_bodies()]
+        return names[: names.index(target) + 1] if target else names
+
     def stages(self) -> list[tuple[str, str]]:
         """(base image, stage name) of every FROM, with ARG defaults substituted."""
-        args = dict(re.findall(r"^ARG (\w+)=(\S+)", self.text, re.M))
+        args = self.arg_defaults()
         out = []
         for word, rest in self.instructions:
             if word == "FROM":
@@ -287,6 +315,23 @@ class Dockerfile:
                 image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), parts[0])
                 out.append((image, parts[2] if len(parts) > 2 else ""))
         return out
+
+
+_SEPARATORS = {"&&", "||", ";", ";;", "|", "(", ")", "{", "}", "&", ">&", ">", "<"}
+
+
+def shell_commands(script: str) -> list[list[str]]:
+    """A shell line split into its simple commands' words: on `&&`, `||`, `;`, pipes, braces and
+    parentheses, quotes removed. Enough for the RUN lines of our Dockerfiles, not a shell."""
+    lex = shlex.shlex(script, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lex:
+        if token in _SEPARATORS:
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
 
 
 def dockerfile(path: str) -> Dockerfile:
