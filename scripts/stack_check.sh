@@ -29,7 +29,6 @@ PROJECT=${STACK_CHECK_PROJECT:-rewardstack-check}
 TIMEOUT=${STACK_CHECK_TIMEOUT:-600}
 LOG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/stack-check.XXXXXX")
 FILES=(-f docker-compose.yml -f "$HERE/compose.yml")
-[ "${STACK_CHECK_BUILD_NETWORK:-host}" = host ] && FILES+=(-f "$HERE/build-host-network.yml")
 SCALED=vqa_accuracy        # scaled to 2 replicas
 CRASHED=regex_format       # its process killed; its host port pinned, to show it stays the same
 STOPPED=math_equiv         # `docker kill`ed: a manual stop, which no restart policy undoes
@@ -44,6 +43,22 @@ PINNED=$(printenv "${CRASHED^^}_HOST_PORT")
 FAILED=0
 STEP=0
 compose() { docker compose -p "$PROJECT" "${FILES[@]}" "$@"; }
+
+# Compose's `build` has no --network: an override gives every service that builds (in any
+# profile, a gateway included when the compose file has one) the host's network.
+host_network_override() {
+  local out="$LOG_DIR/build-host-network.yml"
+  compose --profile '*' config --format json | python3 -c 'import json, sys
+print("services:")
+for name, service in sorted(json.load(sys.stdin)["services"].items()):
+    if "build" in service:
+        print(f"  {name}: {{build: {{network: host}}}}")' > "$out" || return 1
+  echo "$out"
+}
+if [ "${STACK_CHECK_BUILD_NETWORK:-host}" = host ]; then
+  override=$(host_network_override) || { echo "docker compose config failed"; exit 1; }
+  FILES+=(-f "$override")
+fi
 
 # step NAME COMMAND...: run it with its output in $LOG_DIR, print one line; the line's note is
 # the command's last output line.

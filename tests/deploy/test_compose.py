@@ -136,7 +136,7 @@ def test_scalable_service_has_no_fixed_name_or_host_port(name):
     assert limits.get("cpus") and limits.get("memory")
 
 
-@pytest.mark.parametrize("name", sorted(DEFAULT_PROFILE))
+@pytest.mark.parametrize("name", ["clip_cider", "llm_judge", "math_equiv", "regex_format", "vqa_accuracy"])
 def test_a_host_port_can_be_pinned_for_stable_restarts(name):
     (raw_port,) = raw_compose()["services"][name]["ports"]
     var = re.fullmatch(r"\$\{(\w+_HOST_PORT)-\}", raw_port["published"])

@@ -26,6 +26,7 @@ from tests.deploy.support import (
 
 RAW = raw_compose()["services"]
 DEFAULT_PROFILE = sorted(n for n, s in RAW.items() if not s.get("profiles"))
+REWARD_SERVICES = ["clip_cider", "llm_judge", "math_equiv", "regex_format", "vqa_accuracy"]
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 COMPOSE_FILES = [COMPOSE_FILE, *sorted((ROOT / "docker").rglob("*.yml"))]
 
@@ -129,13 +130,17 @@ def test_the_torch_line_parses_as_installs_of_the_pinned_wheels():
 # --- limits: from variables, defaults that start on 2 CPUs ------------------------------------
 
 @pytest.mark.parametrize("name", DEFAULT_PROFILE)
-def test_limits_come_from_variables_whose_defaults_fit_two_cpus(name):
-    raw_limits = RAW[name]["deploy"]["resources"]["limits"]
-    for key in ("cpus", "memory"):
-        assert re.fullmatch(r"\$\{\w+:-[^}]+\}", str(raw_limits[key])), f"{name}.{key} = {raw_limits[key]!r}"
+def test_default_limits_fit_two_cpus(name):
     for env in ({}, env_example()):  # the file's defaults, and .env.example copied to .env
         limits = resolved_compose(env)["services"][name]["deploy"]["resources"]["limits"]
         assert 0 < float(limits["cpus"]) <= 2, f"{name}: {limits['cpus']} CPUs refuses to start on a 2-CPU host"
+
+
+@pytest.mark.parametrize("name", REWARD_SERVICES)
+def test_limits_come_from_variables(name):
+    raw_limits = RAW[name]["deploy"]["resources"]["limits"]
+    for key in ("cpus", "memory"):
+        assert re.fullmatch(r"\$\{\w+:-[^}]+\}", str(raw_limits[key])), f"{name}.{key} = {raw_limits[key]!r}"
 
 
 def test_clip_cider_runs_as_many_torch_threads_as_it_has_cpus():
@@ -145,8 +150,8 @@ def test_clip_cider_runs_as_many_torch_threads_as_it_has_cpus():
 
 # --- empty values that mean something stay empty ----------------------------------------------
 
-MEANINGFUL_EMPTY = ["CLIP_CIDER_CLIP_PRETRAINED", "CLIP_CUDA_TORCH_INDEX_URL", "CLIP_TORCH_INDEX_URL",
-                    *(f"{n.upper()}_HOST_PORT" for n in [*DEFAULT_PROFILE, "clip_cider_gpu"])]
+HOST_PORT_VARS = sorted(set(re.findall(r"\$\{(\w+_HOST_PORT)", COMPOSE_FILE.read_text())))
+MEANINGFUL_EMPTY = ["CLIP_CIDER_CLIP_PRETRAINED", "CLIP_CUDA_TORCH_INDEX_URL", "CLIP_TORCH_INDEX_URL", *HOST_PORT_VARS]
 
 
 @pytest.mark.parametrize("var", MEANINGFUL_EMPTY)
@@ -204,7 +209,7 @@ def test_no_bind_mount_makes_docker_create_a_folder_in_the_checkout(name):
         if isinstance(volume, str):
             source = volume.split(":")[0]
             if source.startswith((".", "/", "~")):  # a host path, not a named volume
-                assert (ROOT / source).is_dir() and _tracked(source), f"{name}: Docker creates {source} as root"
+                assert (ROOT / source).exists() and _tracked(source), f"{name}: Docker creates {source} as root"
         elif volume.get("type") == "bind":
             assert volume.get("bind", {}).get("create_host_path") is False, f"{name}: {volume['source']}"
 
@@ -234,3 +239,27 @@ def test_a_crash_restarts_and_the_story_is_documented(name):
 def test_a_pinned_host_port_interpolates_to_the_published_port():
     port = interpolate(RAW["regex_format"]["ports"], {"REGEX_FORMAT_HOST_PORT": "18100"})
     assert port[0]["published"] == "18100"
+
+
+# --- the trainer's Python layers build on a plain Python base ----------------------------------
+
+def test_the_trainer_resolves_exactly_what_it_then_installs():
+    df = dockerfile("docker/trainer.Dockerfile")
+    stages = {name: body for _, name, body in df.stage_bodies()}
+    assert df.legacy_build("resolve") == ["system", "resolve"], "resolve must not need the install stages"
+    resolve = [c for word, rest in stages["resolve"] if word == "RUN" for c in shell_commands(rest)
+               if c[:3] == ["uv", "pip", "install"]]
+    install = [c for word, rest in stages["build"] if word == "RUN" for c in shell_commands(rest)
+               if c[:3] == ["uv", "pip", "install"]]
+    assert [c for c in resolve if "--dry-run" in c] == resolve and len(resolve) == 1
+    assert [a for a in resolve[0] if a != "--dry-run"] == install[0]
+
+
+def test_the_trainer_base_is_pinned_cuda_and_the_python_a_build_argument():
+    df = dockerfile("docker/trainer.Dockerfile")
+    args = df.arg_defaults()
+    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-cudnn-devel-ubuntu\d+\.\d+", args["BASE_IMAGE"])
+    assert args["PYTHON"] == "python3.12"
+    system = next(body for _, name, body in df.stage_bodies() if name == "system")
+    apt = " ".join(rest for word, rest in system if word == "RUN")
+    assert "${PYTHON} ${PYTHON}-venv ${PYTHON}-dev" in apt
