@@ -6,7 +6,7 @@
 # by hand and watch it stay down, then `down`. One line per step: verdict, seconds, what it saw.
 # Exit status 1 when any step failed. Not part of .ci/run: CI has no engine.
 #
-#   scripts/stack_check.sh                # from the repository root or anywhere in it
+#   scripts/stack_check.sh                # from anywhere; needs docker (Compose v2), python3, bash 5
 #
 # Environment:
 #   STACK_CHECK_PROJECT   compose project name (default rewardstack-check: never touches a running
@@ -37,7 +37,7 @@ STOPPED=math_equiv         # `docker kill`ed: a manual stop, which no restart po
 # random weights, no download (compose reads it with `-`, so empty stays empty).
 export OPENROUTER_API_KEY=stack-check-not-a-key CLIP_CIDER_CLIP_PRETRAINED=
 export STACK_CHECK_TRAINER_TARGET=${STACK_CHECK_TRAINER_TARGET:-resolve}
-export "${CRASHED^^}_HOST_PORT=$(python3 "$HERE/probe.py" free-port)"
+export "${CRASHED^^}_HOST_PORT=$(python3 "$HERE/probe.py" free-port)" "${SCALED^^}_HOST_PORT="
 PINNED=$(printenv "${CRASHED^^}_HOST_PORT")
 
 FAILED=0
@@ -110,7 +110,7 @@ build_images() {
 build_trainer() {
   compose --profile train build trainer || return 1
   echo "target $STACK_CHECK_TRAINER_TARGET on python:3.11-slim-bookworm:" \
-    "$(docker image inspect -f '{{.Size}}' rewardstack-trainer:resolve-check | awk '{printf "%.0f MB", $1/1e6}')"
+    "$(docker image inspect -f '{{.Size}}' "rewardstack-trainer:check-$STACK_CHECK_TRAINER_TARGET" | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
 up() {
