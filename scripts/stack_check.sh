@@ -108,9 +108,16 @@ build_images() {
 }
 
 build_trainer() {
+  local image="rewardstack-trainer:check-$STACK_CHECK_TRAINER_TARGET" versions=""
   compose --profile train build trainer || return 1
+  if [ "$STACK_CHECK_TRAINER_TARGET" = build ]; then  # installed: the stack imports, on a CPU
+    versions=$(docker run --rm --entrypoint python "$image" -c 'import importlib.metadata as m
+import torch, transformers, trl, peft, vllm, deepspeed, trainer
+print(" ".join(f"{d} {m.version(d)}" for d in ("torch", "transformers", "trl", "vllm", "deepspeed")))' \
+      | tail -1) || return 1
+  fi
   echo "target $STACK_CHECK_TRAINER_TARGET on python:3.11-slim-bookworm:" \
-    "$(docker image inspect -f '{{.Size}}' "rewardstack-trainer:check-$STACK_CHECK_TRAINER_TARGET" | awk '{printf "%.0f MB", $1/1e6}')"
+    "$(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}') $versions"
 }
 
 up() {
