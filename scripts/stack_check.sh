@@ -120,9 +120,14 @@ print(" ".join(f"{d} {m.version(d)}" for d in ("torch", "transformers", "trl", "
     "$(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}') $versions"
 }
 
+health() { compose ps -a --format '{{.Service}}:{{.Health}}' | sort | tr '\n' ' '; }
+
 up() {
-  compose up -d --wait --wait-timeout "$TIMEOUT" || { compose ps -a; return 1; }
-  compose ps --format '{{.Service}}:{{.Health}}' | sort | tr '\n' ' '
+  if ! compose up -d --wait --wait-timeout "$TIMEOUT"; then
+    compose ps -a; compose logs --tail 20
+    echo "not all healthy within ${TIMEOUT}s: $(health)"; return 1
+  fi
+  health
 }
 
 score() {  # score SERVICE [INDEX]
