@@ -99,7 +99,17 @@ engine() {
 }
 
 build_images() {
-  compose build || return 1
+  # One service per image: services sharing an image (the four slim ones) would each build and
+  # tag it again, leaving dangling copies.
+  local services
+  services=$(compose config --format json | python3 -c 'import json, sys
+seen = {}
+for name, service in sorted(json.load(sys.stdin)["services"].items()):
+    if "build" in service:
+        seen.setdefault(service.get("image", name), name)
+print(" ".join(seen.values()))') || return 1
+  # shellcheck disable=SC2086  # one word per service
+  compose build $services || return 1
   local line=""
   for image in $(compose config --images | sort -u); do
     line+="$image $(docker image inspect -f '{{.Size}}' "$image" | awk '{printf "%.0f MB", $1/1e6}'); "
