@@ -13,18 +13,25 @@
 # DeepSpeed refuses to JIT-build an op with a mismatched nvcc. The runtime keeps the toolkit and
 # a compiler because three things compile at run time: DeepSpeed's CPU Adam (ZeRO offload),
 # FlashInfer's kernels in vLLM, and Triton's launchers. Pinned by tag (no digest lookup here).
-ARG CUDA_IMAGE=nvidia/cuda:13.0.1-cudnn-devel-ubuntu24.04
+#
+# BASE_IMAGE and PYTHON (the apt package of the interpreter) are build arguments so that the
+# Python layers also build on a plain Debian/Python base, where no CUDA image can be pulled:
+# scripts/stack_check.sh builds `--target resolve` (the requirements resolve, from wheel metadata
+# only) on python:3.11-slim-bookworm with PYTHON=python3.11. Only the defaults make a trainer.
+ARG BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-devel-ubuntu24.04
 
-FROM ${CUDA_IMAGE} AS system
+FROM ${BASE_IMAGE} AS system
+ARG PYTHON=python3.12
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.12 python3.12-venv python3.12-dev \
+ && apt-get install -y --no-install-recommends ${PYTHON} ${PYTHON}-venv ${PYTHON}-dev \
         build-essential ninja-build git \
  && rm -rf /var/lib/apt/lists/*
 
-FROM system AS build
+FROM system AS resolve
+ARG PYTHON=python3.12
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 UV_NO_CACHE=1 DS_BUILD_OPS=0
-RUN python3.12 -m venv /opt/venv && /opt/venv/bin/pip install uv==0.13.8
+RUN ${PYTHON} -m venv /opt/venv && /opt/venv/bin/pip install uv==0.13.8
 ENV PATH=/opt/venv/bin:$PATH VIRTUAL_ENV=/opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -33,6 +40,11 @@ COPY services ./services
 COPY trainer ./trainer
 COPY integrations ./integrations
 COPY docker/vllm-overrides.txt ./docker/
+# The whole resolution, from wheel metadata only (no download of torch's or vLLM's wheels): a
+# conflict between the extra's pins and vLLM's fails here, in seconds, on any base.
+RUN uv pip install --dry-run --override docker/vllm-overrides.txt ".[vllm]"
+
+FROM resolve AS build
 RUN uv pip install --override docker/vllm-overrides.txt ".[vllm]"
 # DeepSpeed's setup imports torch, so it builds against the torch installed above; its ops are
 # JIT-built on first use (DS_BUILD_OPS=0), with the toolkit the runtime keeps.

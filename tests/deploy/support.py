@@ -18,6 +18,9 @@ from typing import Any
 import yaml
 from packaging.requirements import Requirement
 
+# The Dockerfile readers live in their own module; imported here so `support` stays one import.
+from tests.deploy.dockerfiles import Dockerfile, dockerfile, shell_commands  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -79,6 +82,14 @@ def resolved_compose(env: dict[str, str] | None = None) -> dict[str, Any]:
     values = env_example() if env is None else env
     values = {**values, "OPENROUTER_API_KEY": values.get("OPENROUTER_API_KEY") or "sk-test"}
     return interpolate(raw_compose(), values)
+
+
+def mount_target_source(volume: str | dict[str, Any]) -> tuple[str, str]:
+    """(target in the container, source) of a volume in short (`src:dst[:ro]`) or long syntax."""
+    if isinstance(volume, dict):
+        return volume["target"], volume.get("source", "")
+    source, target = volume.split(":")[:2]
+    return target, source
 
 
 def argv(command: str | list[str]) -> list[str]:
@@ -233,65 +244,6 @@ def distributions_of(module: str) -> set[str]:
     """The distributions that provide an importable top-level module; a module not installed here
     (vllm, say) is taken to come from the distribution of the same name."""
     return {canonical(d) for d in _packages_distributions().get(module, [module])}
-
-
-@dataclass
-class Dockerfile:
-    path: Path
-    text: str
-
-    @property
-    def instructions(self) -> list[tuple[str, str]]:
-        joined = re.sub(r"\\\n", " ", self.text)
-        out = []
-        for line in joined.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                word, _, rest = line.partition(" ")
-                out.append((word.upper(), rest.strip()))
-        return out
-
-    def pip_installs(self) -> tuple[set[str], list[Requirement]]:
-        """Extras of the project and named requirements installed by pip or uv pip."""
-        extras: set[str] = set()
-        named: list[Requirement] = []
-        for word, rest in self.instructions:
-            if word != "RUN":
-                continue
-            for cmd in re.split(r"&&|;", rest):
-                args = shlex.split(cmd)
-                if "install" not in args or not ({"pip", "uv"} & {Path(a).name for a in args}):
-                    continue
-                skip_next = False
-                for a in args[args.index("install") + 1:]:
-                    if skip_next:
-                        skip_next = False
-                    elif a in {"--index-url", "--extra-index-url", "--override", "-r", "-c", "--python"}:
-                        skip_next = True
-                    elif a.startswith("-"):
-                        continue
-                    elif a.startswith("."):
-                        m = re.fullmatch(r"\.\[([^\]]*)\]", a)
-                        extras.update(m.group(1).split(",") if m else ())
-                    else:
-                        named.append(Requirement(a))
-        return extras, named
-
-    def stages(self) -> list[tuple[str, str]]:
-        """(base image, stage name) of every FROM, with ARG defaults substituted."""
-        args = dict(re.findall(r"^ARG (\w+)=(\S+)", self.text, re.M))
-        out = []
-        for word, rest in self.instructions:
-            if word == "FROM":
-                parts = rest.split()
-                image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), parts[0])
-                out.append((image, parts[2] if len(parts) > 2 else ""))
-        return out
-
-
-def dockerfile(path: str) -> Dockerfile:
-    p = ROOT / path
-    return Dockerfile(p, p.read_text())
 
 
 # --- Kubernetes -------------------------------------------------------------------------------

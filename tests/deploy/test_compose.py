@@ -23,6 +23,7 @@ from tests.deploy.support import (
     healthcheck_url,
     interpolate,
     load_app,
+    mount_target_source,
     option,
     raw_compose,
     resolved_compose,
@@ -126,12 +127,22 @@ def test_every_variable_is_documented_in_env_example():
 def test_scalable_service_has_no_fixed_name_or_host_port(name):
     service = SERVICES[name]
     assert "container_name" not in service
-    for port in service.get("ports", []):
-        assert isinstance(port, dict) and "published" not in port, f"{name}: {port} fixes a host port"
+    assert service["ports"], f"{name} publishes no port for calls from the host"
+    for port in service["ports"]:
+        assert isinstance(port, dict) and not port.get("published"), f"{name}: {port} fixes a host port by default"
         assert port.get("host_ip") == "127.0.0.1", f"{name}: publish on the loopback only"
     assert service["restart"] in {"unless-stopped", "always", "on-failure"}
     limits = service["deploy"]["resources"]["limits"]
     assert limits.get("cpus") and limits.get("memory")
+
+
+@pytest.mark.parametrize("name", ["clip_cider", "llm_judge", "math_equiv", "regex_format", "vqa_accuracy"])
+def test_a_host_port_can_be_pinned_for_stable_restarts(name):
+    (raw_port,) = raw_compose()["services"][name]["ports"]
+    var = re.fullmatch(r"\$\{(\w+_HOST_PORT)-\}", raw_port["published"])
+    assert var, f"{name}: published is {raw_port['published']!r}, not ${{<SERVICE>_HOST_PORT-}}"
+    pinned = resolved_compose({**env_example(), var.group(1): "18101"})["services"][name]["ports"][0]
+    assert pinned["published"] == "18101" and pinned["target"] == 8000
 
 
 def _seconds(text: str) -> int:
@@ -153,7 +164,11 @@ def test_gpu_profile_puts_clip_cider_on_a_gpu():
     devices = gpu["deploy"]["resources"]["reservations"]["devices"]
     assert devices and all("gpu" in d["capabilities"] for d in devices)
     assert (cpu["environment"]["CLIP_CIDER_CLIP_DEVICE"], gpu["environment"]["CLIP_CIDER_CLIP_DEVICE"]) == ("cpu", "cuda")
-    assert (cpu["build"]["target"], gpu["build"]["target"]) == ("cpu", "cuda")
+    # One Dockerfile; only where torch comes from differs: CPU wheels vs PyPI's CUDA ones.
+    assert cpu["build"]["dockerfile"] == gpu["build"]["dockerfile"] == "docker/clip.Dockerfile"
+    indexes = (cpu["build"]["args"]["TORCH_INDEX_URL"], gpu["build"]["args"]["TORCH_INDEX_URL"])
+    assert indexes == ("https://download.pytorch.org/whl/cpu", "")
+    assert cpu["image"] != gpu["image"]
     assert "reservations" not in cpu["deploy"]["resources"]
 
 
@@ -220,7 +235,7 @@ def test_trainer_runs_a_mounted_recipe_and_keeps_outputs_and_caches():
 
     trainer = SERVICES["trainer"]
     args = build_parser().parse_args(argv(trainer["command"])[1:])
-    mounts = {v.split(":")[1]: v.split(":")[0] for v in trainer["volumes"]}
+    mounts = dict(mount_target_source(v) for v in trainer["volumes"])
     assert mounts["/app/recipes"] == "./trainer/recipes"
     recipe = ROOT / "trainer" / "recipes" / Path(args.recipe).relative_to("recipes")
     assert recipe.is_file() and recipe in COMPOSE_RECIPES
