@@ -155,10 +155,15 @@ class Gateway:
         """Every item scored by every service (each call coalesced with other requests')."""
         if not items:
             return []
-        names = list(self._services)
-        answers = await asyncio.gather(*(self._call(self._services[n], items, images) for n in names))
+        started = time.perf_counter()
+        services = list(self._services.values())
+        # Futures, not one task per service: this runs once per OpenRLHF/slime sample.
+        outcomes = await asyncio.gather(*(s.coalescer.submit(items, images) for s in services),
+                                        return_exceptions=True)
         out = [Combined({}, {}) for _ in items]
-        for name, (rewards, details, why) in zip(names, answers, strict=True):
+        for svc, outcome in zip(services, outcomes, strict=True):
+            name = svc.entry.name
+            rewards, details, why = self._outcome(svc, outcome, len(items), started)
             for i, combined in enumerate(out):
                 combined.rewards[name] = rewards[i]
                 combined.parts[name] = details[i].parts if details else {}
@@ -166,24 +171,26 @@ class Gateway:
                     combined.reasons[name] = why or (details[i].reason or details[i].status.value)
         return out
 
-    async def _call(self, svc: _Service, items, images):
-        started = time.perf_counter()
+    def _outcome(self, svc: _Service, outcome, n: int, started: float):
+        """(rewards, details, why not) of one service's answer, or the fallback/error for its failure."""
         name = svc.entry.name
-        try:
-            rewards, details = await svc.coalescer.score(items, images)
+        if not isinstance(outcome, BaseException):
             self._count(name, "ok", started)
-            return rewards, details, None
-        except RewardRequestError as exc:
+            return *outcome, None
+        if isinstance(outcome, RewardRequestError):
             self._count(name, "refused", started)
-            status = ErrorType.validation if exc.status in (413, 422) else ErrorType.upstream
+            status = ErrorType.validation if outcome.status in (413, 422) else ErrorType.upstream
             raise ServiceError(status, f"reward service {name!r} refused the gateway's request "
-                                       f"({exc.status} {exc.error_type}): {exc.message}") from None
-        except (RewardServiceError, ValidationError, OSError) as exc:
+                                       f"({outcome.status} {outcome.error_type}): "
+                                       f"{outcome.message}") from None
+        if isinstance(outcome, (RewardServiceError, ValidationError, OSError)):
             self._count(name, "unavailable", started)
             if svc.entry.on_error == "abort":
-                raise ServiceError(ErrorType.upstream, f"reward {name!r} (on_error: abort): {exc}") from None
-            log.warning("reward %r unavailable; %d items get the fallback: %s", name, len(items), exc)
-            return [None] * len(items), None, f"service unavailable: {exc}"
+                raise ServiceError(ErrorType.upstream,
+                                   f"reward {name!r} (on_error: abort): {outcome}") from None
+            log.warning("reward %r unavailable; %d items get the fallback: %s", name, n, outcome)
+            return [None] * n, None, f"service unavailable: {outcome}"
+        raise outcome
 
     def _count(self, name: str, outcome: str, started: float) -> None:
         if self.metrics is not None:
