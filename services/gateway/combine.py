@@ -47,6 +47,14 @@ class Combined:
         return any(r is None for r in self.rewards.values())
 
 
+async def _settled(future: asyncio.Future):
+    """The future's result, or the exception it failed with (as gather's return_exceptions)."""
+    try:
+        return await future
+    except Exception as exc:  # each service's failure is sorted out by _outcome
+        return exc
+
+
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.requests = Counter("rewardstack_gateway_requests", "Gateway requests by route and status",
@@ -64,6 +72,15 @@ class GatewayMetrics:
         self.fallbacks = Counter("rewardstack_gateway_fallbacks",
                                  "Items answered with the fallback value, by route and service",
                                  ["route", "service"], registry=registry)
+        self._children: dict[tuple, Any] = {}
+
+    def child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, looked up once: prometheus_client's lookup runs per call."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 class _Service:
@@ -79,7 +96,7 @@ class _Service:
 
     def _observe(self, n: int) -> None:
         if self.metrics is not None:
-            self.metrics.batch.labels(self.entry.name).observe(n)
+            self.metrics.child(self.metrics.batch, self.entry.name).observe(n)
 
 
 class Gateway:
@@ -157,9 +174,10 @@ class Gateway:
             return []
         started = time.perf_counter()
         services = list(self._services.values())
-        # Futures, not one task per service: this runs once per OpenRLHF/slime sample.
-        outcomes = await asyncio.gather(*(s.coalescer.submit(items, images) for s in services),
-                                        return_exceptions=True)
+        # Futures awaited in turn, not a task (or a gather) per service: this runs once per
+        # OpenRLHF/slime sample, and every service's batch is already queued before the first await.
+        futures = [s.coalescer.submit(items, images) for s in services]
+        outcomes = [await _settled(f) for f in futures]
         out = [Combined({}, {}) for _ in items]
         for svc, outcome in zip(services, outcomes, strict=True):
             name = svc.entry.name
@@ -194,8 +212,8 @@ class Gateway:
 
     def _count(self, name: str, outcome: str, started: float) -> None:
         if self.metrics is not None:
-            self.metrics.calls.labels(name, outcome).inc()
-            self.metrics.call_latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.child(self.metrics.calls, name, outcome).inc()
+            self.metrics.child(self.metrics.call_latency, name).observe(time.perf_counter() - started)
 
     def total(self, combined: Combined, fallback: float | None) -> float | None:
         """The weighted sum; a missing reward counts as `fallback`, or makes the total None."""
@@ -215,7 +233,7 @@ class Gateway:
         for c in combined:
             for name, r in c.rewards.items():
                 if r is None:
-                    self.metrics.fallbacks.labels(route, name).inc()
+                    self.metrics.child(self.metrics.fallbacks, route, name).inc()
 
     async def score(self, batch: Batch) -> list[Scored]:
         """/v1/score: the combined reward, or null naming the services that could not score."""

@@ -76,8 +76,9 @@ async def _answer(gateway: Gateway, route: str, work) -> Response:
     except ServiceError as exc:
         response = _error(exc.type, exc.message)
     if gateway.metrics is not None:
-        gateway.metrics.requests.labels(route, str(response.status_code)).inc()
-        gateway.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        m = gateway.metrics
+        m.child(m.requests, route, str(response.status_code)).inc()
+        m.child(m.latency, route).observe(time.perf_counter() - started)
     return response
 
 
