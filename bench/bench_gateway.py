@@ -1,6 +1,6 @@
 """The gateway's coalescing: 1,024 single-sample OpenRLHF requests vs one batch vs no coalescing.
 
-    python bench/bench_gateway.py [--n 1024] [--rounds 3] [--coalesce-ms 5]
+    python bench/bench_gateway.py [--n 1024] [--rounds 3] [--coalesce-ms 5] [--connections 64]
 
 regex_format and vqa_accuracy run as uvicorn processes (max_batch and max_queue raised to n, so
 that no path is slowed by 413 splits or 503 back-off), and the gateway as a third process over
@@ -16,6 +16,12 @@ The gateway and direct paths send their requests with bench/http_load.py over `-
 keep-alive connections per target (httpx's per-request CPU was the bottleneck of the first version
 of this bench, on the same cores as the servers). Each row also reports the CPU seconds each
 process spent on that path, so a wall time can be read as whose work it is.
+
+Reading it: the gateway path's floor is the gateway's own CPU per HTTP request (parse, route,
+respond: one request per sample, one Python process), the same order as a service's CPU per
+single-item call. So with services as cheap per call as these two, the gateway cannot beat the
+direct path by much, nor come near one batch; the goals hold only where a service's per-call
+cost (a model forward, a remote judge) dwarfs a request's CPU in the gateway.
 """
 
 from __future__ import annotations
