@@ -59,15 +59,30 @@ class Coalescer:
             async with self._info_lock:  # one /v1/info for a crowd of first callers
                 if self._max_batch is None:
                     self._max_batch = (await self.client.info()).limits.max_batch
+        return await self.submit(items, images)
+
+    def submit(self, items: Sequence[ScoreItem],
+               images: Mapping[str, ImageData] | None = None) -> asyncio.Future:
+        """`score` without a coroutine: queue `items` now, get the future of their Result.
+
+        For callers that fan one request out to several coalescers: awaiting the futures (one
+        `asyncio.gather`) costs no task per coalescer, which is a visible share of a gateway
+        request's CPU. Needs `max_batch` known (given, or read by an earlier `score`).
+        """
+        if self._max_batch is None:
+            raise RuntimeError("Coalescer.submit needs max_batch: pass it, or call score() first")
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
+        if not items:
+            future.set_result(([], []))
+            return future
         self._pending.append((list(items), images or {}, future))
         self._count += len(items)
         if self._count >= self._max_batch:
             self._flush()
-        elif self._timer is None:
+        elif self._timer is None:  # the window runs from the first item of the batch
             self._timer = loop.call_later(self.window_s, self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         if self._timer is not None:

@@ -47,6 +47,14 @@ class Combined:
         return any(r is None for r in self.rewards.values())
 
 
+async def _settled(future: asyncio.Future):
+    """The future's result, or the exception it failed with (as gather's return_exceptions)."""
+    try:
+        return await future
+    except Exception as exc:  # each service's failure is sorted out by _outcome
+        return exc
+
+
 class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry):
         self.requests = Counter("rewardstack_gateway_requests", "Gateway requests by route and status",
@@ -64,6 +72,15 @@ class GatewayMetrics:
         self.fallbacks = Counter("rewardstack_gateway_fallbacks",
                                  "Items answered with the fallback value, by route and service",
                                  ["route", "service"], registry=registry)
+        self._children: dict[tuple, Any] = {}
+
+    def child(self, metric, *labels: str):
+        """`metric.labels(*labels)`, looked up once: prometheus_client's lookup runs per call."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
 
 class _Service:
@@ -79,7 +96,7 @@ class _Service:
 
     def _observe(self, n: int) -> None:
         if self.metrics is not None:
-            self.metrics.batch.labels(self.entry.name).observe(n)
+            self.metrics.child(self.metrics.batch, self.entry.name).observe(n)
 
 
 class Gateway:
@@ -155,10 +172,16 @@ class Gateway:
         """Every item scored by every service (each call coalesced with other requests')."""
         if not items:
             return []
-        names = list(self._services)
-        answers = await asyncio.gather(*(self._call(self._services[n], items, images) for n in names))
+        started = time.perf_counter()
+        services = list(self._services.values())
+        # Futures awaited in turn, not a task (or a gather) per service: this runs once per
+        # OpenRLHF/slime sample, and every service's batch is already queued before the first await.
+        futures = [s.coalescer.submit(items, images) for s in services]
+        outcomes = [await _settled(f) for f in futures]
         out = [Combined({}, {}) for _ in items]
-        for name, (rewards, details, why) in zip(names, answers, strict=True):
+        for svc, outcome in zip(services, outcomes, strict=True):
+            name = svc.entry.name
+            rewards, details, why = self._outcome(svc, outcome, len(items), started)
             for i, combined in enumerate(out):
                 combined.rewards[name] = rewards[i]
                 combined.parts[name] = details[i].parts if details else {}
@@ -166,29 +189,31 @@ class Gateway:
                     combined.reasons[name] = why or (details[i].reason or details[i].status.value)
         return out
 
-    async def _call(self, svc: _Service, items, images):
-        started = time.perf_counter()
+    def _outcome(self, svc: _Service, outcome, n: int, started: float):
+        """(rewards, details, why not) of one service's answer, or the fallback/error for its failure."""
         name = svc.entry.name
-        try:
-            rewards, details = await svc.coalescer.score(items, images)
+        if not isinstance(outcome, BaseException):
             self._count(name, "ok", started)
-            return rewards, details, None
-        except RewardRequestError as exc:
+            return *outcome, None
+        if isinstance(outcome, RewardRequestError):
             self._count(name, "refused", started)
-            status = ErrorType.validation if exc.status in (413, 422) else ErrorType.upstream
+            status = ErrorType.validation if outcome.status in (413, 422) else ErrorType.upstream
             raise ServiceError(status, f"reward service {name!r} refused the gateway's request "
-                                       f"({exc.status} {exc.error_type}): {exc.message}") from None
-        except (RewardServiceError, ValidationError, OSError) as exc:
+                                       f"({outcome.status} {outcome.error_type}): "
+                                       f"{outcome.message}") from None
+        if isinstance(outcome, (RewardServiceError, ValidationError, OSError)):
             self._count(name, "unavailable", started)
             if svc.entry.on_error == "abort":
-                raise ServiceError(ErrorType.upstream, f"reward {name!r} (on_error: abort): {exc}") from None
-            log.warning("reward %r unavailable; %d items get the fallback: %s", name, len(items), exc)
-            return [None] * len(items), None, f"service unavailable: {exc}"
+                raise ServiceError(ErrorType.upstream,
+                                   f"reward {name!r} (on_error: abort): {outcome}") from None
+            log.warning("reward %r unavailable; %d items get the fallback: %s", name, n, outcome)
+            return [None] * n, None, f"service unavailable: {outcome}"
+        raise outcome
 
     def _count(self, name: str, outcome: str, started: float) -> None:
         if self.metrics is not None:
-            self.metrics.calls.labels(name, outcome).inc()
-            self.metrics.call_latency.labels(name).observe(time.perf_counter() - started)
+            self.metrics.child(self.metrics.calls, name, outcome).inc()
+            self.metrics.child(self.metrics.call_latency, name).observe(time.perf_counter() - started)
 
     def total(self, combined: Combined, fallback: float | None) -> float | None:
         """The weighted sum; a missing reward counts as `fallback`, or makes the total None."""
@@ -208,7 +233,7 @@ class Gateway:
         for c in combined:
             for name, r in c.rewards.items():
                 if r is None:
-                    self.metrics.fallbacks.labels(route, name).inc()
+                    self.metrics.child(self.metrics.fallbacks, route, name).inc()
 
     async def score(self, batch: Batch) -> list[Scored]:
         """/v1/score: the combined reward, or null naming the services that could not score."""

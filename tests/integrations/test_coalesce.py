@@ -65,3 +65,35 @@ def test_callers_beyond_the_in_flight_limit_wait_and_still_all_get_answers(in_fl
     out = _run(Coalescer(client, window_s=0.0, max_batch=3, max_in_flight=in_flight), 20)
     assert [r[0] for r in out] == [[float(i)] for i in range(20)]
     assert sum(len(b[0]) for b in client.batches) == 20
+
+
+def test_submit_queues_without_a_task_and_fans_out_to_several_coalescers():
+    a, b = ScriptedClient(), ScriptedClient()
+
+    async def go():
+        ca, cb = Coalescer(a, window_s=0.01, max_batch=100), Coalescer(b, window_s=0.01, max_batch=100)
+        futures = [c.submit([ScoreItem(completion=str(i))]) for i in range(5) for c in (ca, cb)]
+        assert all(isinstance(f, asyncio.Future) and not f.done() for f in futures)
+        return await asyncio.gather(*futures)
+
+    out = asyncio.run(go())
+    assert [r[0] for r in out] == [[float(i)] for i in range(5) for _ in range(2)]
+    assert [len(x[0]) for x in a.batches] == [5] and [len(x[0]) for x in b.batches] == [5]
+
+
+def test_submit_of_nothing_is_answered_at_once_and_sends_nothing():
+    client = ScriptedClient()
+
+    async def go():
+        return await Coalescer(client, max_batch=4).submit([])
+
+    assert asyncio.run(go()) == ([], [])
+    assert client.batches == []
+
+
+def test_submit_needs_max_batch_known():
+    async def go():
+        Coalescer(ScriptedClient()).submit([ScoreItem(completion="1")])
+
+    with pytest.raises(RuntimeError, match="max_batch"):
+        asyncio.run(go())
