@@ -23,6 +23,7 @@ from trainer.recipe import (
     LoraSection,
     ModelSection,
     OutputSection,
+    ProcessorSection,
     Recipe,
     RewardEntry,
     VllmSection,
@@ -31,7 +32,8 @@ from trainer.recipe import (
 DOC = Path(__file__).resolve().parents[1] / "docs" / "recipes.md"
 BEGIN, END = "<!-- BEGIN GENERATED: python -m trainer.recipe_docs --write -->", "<!-- END GENERATED -->"
 SECTIONS: list[tuple[str, type[BaseModel]]] = [
-    ("(top level)", Recipe), ("model", ModelSection), ("lora", LoraSection), ("data", DataConfig),
+    ("(top level)", Recipe), ("model", ModelSection), ("processor", ProcessorSection),
+    ("lora", LoraSection), ("data", DataConfig),
     ("rewards[]", RewardEntry), ("vllm", VllmSection), ("output", OutputSection),
 ]
 
@@ -41,6 +43,8 @@ SECTIONS: list[tuple[str, type[BaseModel]]] = [
 NOTES = {
     "(top level).description": "Free text, copied into the run's resolved_recipe.yaml.",
     "(top level).model": "The policy model; see `model` below.",
+    "(top level).processor": "Image-processor options that set how many tokens an image costs; see "
+                             "`processor` below.",
     "(top level).lora": "LoRA adapter settings; `null` (or `enabled: false`) trains every weight.",
     "(top level).data": "The dataset; see `data` below and *Getting the data*.",
     "(top level).rewards": "One entry per reward service (at least one); see `rewards[]` below.",
