@@ -76,6 +76,18 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
             await anyio.to_thread.run_sync(scorer.close)
 
     app = FastAPI(title=f"rewardstack {scorer.name}", version=scorer.version, lifespan=lifespan)
+
+    @asynccontextmanager
+    async def admitted():
+        """/v1/score's admission for a service's other scoring routes (the gateway's per-sample
+        ones): loaded and not draining, then a place in the same gate, or a typed 503. The scorer's
+        own readiness is the route's to weigh: the gateway answers with fallbacks for a dead service."""
+        if reason := state.not_ready_reason():
+            raise ServiceError(ErrorType.not_ready, reason, retry_after=5)
+        async with gate.slot():
+            yield
+
+    app.state.admitted = admitted
     app.state.service = state
     app.state.metrics = metrics
     app.state.scorer = scorer

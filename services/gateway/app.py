@@ -31,6 +31,6 @@ def create_gateway_app(config: GatewayConfig | None, settings: GatewaySettings) 
 
     app.router.lifespan_context = lifespan
     app.title = "rewardstack gateway"
-    install_routes(app, gateway)
+    install_routes(app, gateway, settings)
     app.state.gateway = gateway
     return app

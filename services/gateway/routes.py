@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from proto.labels import BadSample, item_from
 from proto.models import ErrorType, ImageData, ScoreItem
 from services.common.errors import ServiceError, error_payload, validation_message
+from services.common.limits import check_json_size
 from services.gateway.combine import Combined, Gateway
+from services.gateway.settings import GatewaySettings
 
 NOT_LOCATED = "response not found in query: it does not start with the prompt and no response marker matched"
 
@@ -49,14 +51,14 @@ class SlimeRequest(BaseModel):
     label: Any = None
 
 
-def install_routes(app: FastAPI, gateway: Gateway) -> None:
+def install_routes(app: FastAPI, gateway: Gateway, settings: GatewaySettings) -> None:
     # Plain Starlette routes: these answer one request per sample, and FastAPI's dependency
     # resolution per request is a visible share of that cost; the bodies are validated here.
     async def openrlhf(request: Request) -> Response:
-        return await _answer(gateway, "openrlhf", _openrlhf(gateway, await request.body()))
+        return await _answer(app, gateway, settings, "openrlhf", request, _openrlhf)
 
     async def slime(request: Request) -> Response:
-        return await _answer(gateway, "slime", _slime(gateway, await request.body()))
+        return await _answer(app, gateway, settings, "slime", request, _slime)
 
     app.add_route("/openrlhf/get_reward", openrlhf, methods=["POST"])
     app.add_route("/slime/reward", slime, methods=["POST"])
@@ -66,15 +68,22 @@ def install_routes(app: FastAPI, gateway: Gateway) -> None:
     app.router.routes[:0] = hot
 
 
-async def _answer(gateway: Gateway, route: str, work) -> Response:
+async def _answer(app: FastAPI, gateway: Gateway, settings: GatewaySettings, route: str,
+                  request: Request, handler) -> Response:
+    """The same admission and limits as /v1/score: not ready or draining and a full queue are 503
+    with Retry-After, a body with far more JSON values than max_batch samples need is 413."""
     started = time.perf_counter()
     try:
-        response: Response = JSONResponse(await work)
+        async with app.state.admitted():
+            raw = await request.body()
+            check_json_size(raw, settings.max_batch * settings.max_json_values_per_item + 256,
+                            settings.max_batch)
+            response: Response = JSONResponse(await handler(gateway, raw, settings.max_batch))
     except (ValidationError, BadSample) as exc:
         message = validation_message(exc.errors()) if isinstance(exc, ValidationError) else str(exc)
         response = _error(ErrorType.validation, message)
     except ServiceError as exc:
-        response = _error(exc.type, exc.message)
+        response = _error(exc.type, exc.message, exc.retry_after)
     if gateway.metrics is not None:
         m = gateway.metrics
         m.child(m.requests, route, str(response.status_code)).inc()
@@ -82,13 +91,17 @@ async def _answer(gateway: Gateway, route: str, work) -> Response:
     return response
 
 
-def _error(type_: ErrorType, message: str) -> Response:
+def _error(type_: ErrorType, message: str, retry_after: int | None = None) -> Response:
+    headers = {"retry-after": str(retry_after)} if retry_after is not None else None
     return Response(error_payload(type_, message), status_code=type_.status_code,
-                    media_type="application/json")
+                    media_type="application/json", headers=headers)
 
 
-async def _openrlhf(gateway: Gateway, raw: bytes) -> dict[str, Any]:
+async def _openrlhf(gateway: Gateway, raw: bytes, max_batch: int) -> dict[str, Any]:
     req = OpenRLHFRequest.model_validate_json(raw)
+    if len(req.query) > max_batch:
+        raise ServiceError(ErrorType.too_large, f"{len(req.query)} samples is over the gateway's "
+                           f"max_batch of {max_batch} (GATEWAY_MAX_BATCH); send fewer per request")
     extractor = gateway.extractor
     items: list[ScoreItem | None] = []
     images: dict[str, ImageData] = {}
@@ -132,7 +145,7 @@ def _extra_logs(gateway: Gateway, combined: list[Combined], fallback: float) -> 
     return logs
 
 
-async def _slime(gateway: Gateway, raw: bytes) -> dict[str, Any]:
+async def _slime(gateway: Gateway, raw: bytes, _max_batch: int) -> dict[str, Any]:
     req = SlimeRequest.model_validate_json(raw)
     item, images = item_from(gateway.extractor.strip_end(req.response), req.prompt, req.label)
     (combined,) = await gateway.combine([item], images)

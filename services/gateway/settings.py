@@ -17,5 +17,9 @@ class GatewaySettings(ServiceSettings):
     max_batch: int = Field(
         default=4096, ge=1, description="Most items in one /v1/score request to the gateway."
     )
-    max_concurrency: int = Field(default=64, ge=1, description="/v1/score requests combined at once.")
-    max_queue: int = Field(default=1024, ge=0)
+    # OpenRLHF and slime send one request per sample, and a sample holds its place while it waits
+    # in the coalescing window: these bound the samples in flight, so they are sized for a rollout.
+    max_concurrency: int = Field(
+        default=512, ge=1, description="Requests (a sample each from OpenRLHF/slime) combined at once."
+    )
+    max_queue: int = Field(default=4096, ge=0, description="Requests waiting for a place; then 503.")
