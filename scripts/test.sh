@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
+# setuptools >= 77 builds the wheel the packaging test inspects (PEP 639 licence fields).
+.venv/bin/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 # torch/torchvision are pinned in pyproject (2.14.1 / 0.29.1): nothing may pull another build in.
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/python -m proto.schema --check
