@@ -112,8 +112,11 @@ def make_reward_function(endpoint: RewardEndpoint) -> Callable[..., Any]:
 
     async def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any):
         log_metric = columns.pop("log_metric", None)
+        log_extra = columns.pop("log_extra", None)
         items, images = build_items(prompts, completions, columns,
                                     reference=entry.reference, send_images=entry.send_images)
+        if log_extra is not None:  # the live panel shows each completion beside its reference
+            log_extra(f"reference/{entry.name}", [item.reference for item in items])
         started = time.perf_counter()
         error: Exception | None = None
         rewards: list[float | None] = [None] * len(items)
