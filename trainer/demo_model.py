@@ -1,0 +1,121 @@
+"""The CPU demo's policy: the tiny Qwen2.5-VL with the format tags added as single tokens.
+
+Why the demo does not train the plain `tiny://qwen2.5-vl`: its byte-level BPE spells
+`<answer>` as `<`, `answer`, `>`, so `<answer>2</answer>` is seven tokens that a random model
+would have to write in order, which it never does by chance; GRPO then sees only zeros for the
+format reward and has nothing to compare (the old demo's format reward was 0 at every step, and
+its 4-token completions could not have held the tags anyway). A pretrained VLM knows its tags;
+this builder gives the tiny one the nearest thing that is still honest:
+
+- each tag is one token (added to the tokenizer, not special, so decoding keeps it), and
+- its output row is fitted (least squares over hidden states the model reaches while sampling
+  demo prompts) so that the tag starts with the probabilities of `TAG_PRIOR`: about half the
+  completions open with `<answer>`, and `</answer>` turns up now and then afterwards. Closing
+  the block exactly once, putting an answer inside and stopping right after it (which is what
+  the format reward pays 1.0 for) is left to GRPO; the base model does it in about one
+  completion in ten (measured: the first steps' format reward, and the report's base column).
+
+The tiny builder itself (trainer/tiny.py) is not changed: this module reads its output and
+saves the demo's model beside it, keyed by the tiny model's version and this module's.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+DEMO_TAGS = ("<answer>", "</answer>")
+# Bump when the build changes, so a stale demo model is rebuilt instead of reused.
+DEMO_MODEL_VERSION = "1"
+# Each tag's probability before training: (as the first completion token, at each later position).
+# About half the completions open with <answer>; a few close it, once, a few tokens later.
+TAG_PRIOR = {"<answer>": (0.5, 0.01), "</answer>": (0.005, 0.05)}
+PROBE_TOKENS = 8
+_PROBE_TEXT = "{}\nAnswer in <answer></answer>."
+_PROBE_QUESTIONS = ("How many circles are in the image? Answer with a number.",
+                    "What color is the squares? Answer with one word.",
+                    "What shape is drawn in the image? Answer with one word.")
+
+
+def demo_model_dir() -> Path:
+    """The demo model's directory (model + processor), built once next to the tiny model."""
+    from trainer.tiny import tiny_model_dir
+
+    base = tiny_model_dir()
+    target = base.parent / f"{base.name}-demo-tags-v{DEMO_MODEL_VERSION}"
+    if (target / "config.json").exists() and (target / "processor_config.json").exists():
+        return target
+    # Build beside the target and rename, as trainer/tiny.py does: no half-written model is seen.
+    tmp = Path(tempfile.mkdtemp(prefix=".building-demo-", dir=base.parent))
+    try:
+        build_demo_model(base, tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def build_demo_model(base_dir: Path, out_dir: Path) -> Path:
+    """The tiny model of `base_dir` with `DEMO_TAGS` as single tokens, saved to `out_dir`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(base_dir)
+    tokenizer = processor.tokenizer
+    added = tokenizer.add_tokens(list(DEMO_TAGS))
+    model = AutoModelForImageTextToText.from_pretrained(base_dir, dtype=torch.float32)
+    old = model.get_output_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        _init_tag_rows(model, tokenizer, first_new=old)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    log.info("demo model: %d tag tokens added to the tiny model, saved in %s", added, out_dir)
+    return out_dir
+
+
+def _init_tag_rows(model, tokenizer, *, first_new: int) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    hidden, first = _generation_states(model, tokenizer)
+    head = model.get_output_embeddings().weight
+    emb = model.get_input_embeddings().weight
+    old_head = head[:first_new]
+    others = torch.logsumexp(hidden @ old_head.T, dim=1)
+    base_row = old_head.mean(0)
+    gram = hidden.T @ hidden + 1e-2 * torch.eye(hidden.shape[1])
+    for offset, tag in enumerate(DEMO_TAGS):
+        at_start, later = TAG_PRIOR[tag]
+        # The logit that gives the tag its prior probability at each sampled position, then the
+        # output row whose logits come closest to those (least squares, ridge-damped).
+        p = torch.where(first, torch.tensor(at_start), torch.tensor(later))
+        target = others + torch.log(p / (1 - p))
+        row = base_row + torch.linalg.solve(gram, hidden.T @ (target - hidden @ base_row))
+        head[first_new + offset] = row
+        emb[first_new + offset] = emb[torch.randint(0, first_new, (1,)).item()]
+
+
+def _generation_states(model, tokenizer):
+    """Final hidden states where the model samples, on demo-like prompts, and which come first."""
+    import torch
+
+    prompts = [_PROBE_TEXT.format(q) for q in _PROBE_QUESTIONS]
+    chat = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                          add_generation_prompt=True) for p in prompts]
+    inputs = tokenizer(chat, return_tensors="pt", padding=True)
+    out = model.generate(**inputs, max_new_tokens=PROBE_TOKENS, do_sample=True,
+                         num_return_sequences=8, pad_token_id=tokenizer.pad_token_id)
+    states = model.model.language_model(input_ids=out).last_hidden_state  # after the final norm
+    states = states[:, inputs["input_ids"].shape[1] - 1:-1]
+    first = torch.zeros(states.shape[:2], dtype=torch.bool)
+    first[:, 0] = True
+    return states.reshape(-1, states.shape[-1]), first.reshape(-1)
