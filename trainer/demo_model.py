@@ -8,8 +8,8 @@ its 4-token completions could not have held the tags anyway). A pretrained VLM k
 this builder gives the tiny one the nearest thing that is still honest:
 
 - each tag is one token (added to the tokenizer, not special, so decoding keeps it), and
-- its output row is fitted (least squares over hidden states the model reaches while sampling
-  demo prompts) so that the tag starts with the probabilities of `TAG_PRIOR`: about half the
+- its output row is fitted (least squares over the model's hidden states at completion
+  positions of demo prompts) so that the tag starts with the probabilities of `TAG_PRIOR`: about half the
   completions open with `<answer>`, and `</answer>` turns up now and then afterwards. Closing
   the block exactly once, putting an answer inside and stopping right after it (which is what
   the format reward pays 1.0 for) is left to GRPO; the base model does it in about one
@@ -30,11 +30,11 @@ log = logging.getLogger(__name__)
 
 DEMO_TAGS = ("<answer>", "</answer>")
 # Bump when the build changes, so a stale demo model is rebuilt instead of reused.
-DEMO_MODEL_VERSION = "1"
+DEMO_MODEL_VERSION = "2"
 # Each tag's probability before training: (as the first completion token, at each later position).
 # About half the completions open with <answer>; a few close it, once, a few tokens later.
 TAG_PRIOR = {"<answer>": (0.5, 0.01), "</answer>": (0.005, 0.05)}
-PROBE_TOKENS = 8
+PROBE_TOKENS, PROBE_SEQUENCES = 8, 16
 _PROBE_TEXT = "{}\nAnswer in <answer></answer>."
 _PROBE_QUESTIONS = ("How many circles are in the image? Answer with a number.",
                     "What color is the squares? Answer with one word.",
@@ -86,36 +86,47 @@ def _init_tag_rows(model, tokenizer, *, first_new: int) -> None:
     import torch
 
     torch.manual_seed(0)
-    hidden, first = _generation_states(model, tokenizer)
+    hidden, first = _generation_states(model, tokenizer, first_new)
+    # float64: the fit then rounds the same way whatever the machine's thread count.
+    hidden = hidden.double()
     head = model.get_output_embeddings().weight
     emb = model.get_input_embeddings().weight
-    old_head = head[:first_new]
+    old_head = head[:first_new].double()
     others = torch.logsumexp(hidden @ old_head.T, dim=1)
     base_row = old_head.mean(0)
-    gram = hidden.T @ hidden + 1e-2 * torch.eye(hidden.shape[1])
+    gram = hidden.T @ hidden + 0.1 * torch.eye(hidden.shape[1], dtype=torch.float64)
     for offset, tag in enumerate(DEMO_TAGS):
         at_start, later = TAG_PRIOR[tag]
-        # The logit that gives the tag its prior probability at each sampled position, then the
-        # output row whose logits come closest to those (least squares, ridge-damped).
-        p = torch.where(first, torch.tensor(at_start), torch.tensor(later))
+        # The logit that gives the tag its prior probability at each position, then the output
+        # row whose logits come closest to those (least squares, ridge-damped).
+        p = torch.where(first, at_start, later).double()
         target = others + torch.log(p / (1 - p))
         row = base_row + torch.linalg.solve(gram, hidden.T @ (target - hidden @ base_row))
-        head[first_new + offset] = row
+        head[first_new + offset] = row.round(decimals=4).float()
         emb[first_new + offset] = emb[torch.randint(0, first_new, (1,)).item()]
 
 
-def _generation_states(model, tokenizer):
-    """Final hidden states where the model samples, on demo-like prompts, and which come first."""
+def _generation_states(model, tokenizer, first_new: int):
+    """Final hidden states at completion positions of demo-like prompts, and which come first.
+
+    The continuations are random ordinary tokens from a seeded generator rather than samples of
+    the model, so the build does not depend on how this machine's sampling kernels round.
+    """
     import torch
 
-    prompts = [_PROBE_TEXT.format(q) for q in _PROBE_QUESTIONS]
-    chat = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                          add_generation_prompt=True) for p in prompts]
-    inputs = tokenizer(chat, return_tensors="pt", padding=True)
-    out = model.generate(**inputs, max_new_tokens=PROBE_TOKENS, do_sample=True,
-                         num_return_sequences=8, pad_token_id=tokenizer.pad_token_id)
-    states = model.model.language_model(input_ids=out).last_hidden_state  # after the final norm
-    states = states[:, inputs["input_ids"].shape[1] - 1:-1]
-    first = torch.zeros(states.shape[:2], dtype=torch.bool)
-    first[:, 0] = True
-    return states.reshape(-1, states.shape[-1]), first.reshape(-1)
+    generator = torch.Generator().manual_seed(0)
+    states, first = [], []
+    for question in _PROBE_QUESTIONS:
+        chat = tokenizer.apply_chat_template(
+            [{"role": "user", "content": _PROBE_TEXT.format(question)}], tokenize=False,
+            add_generation_prompt=True)
+        prompt = tokenizer(chat, return_tensors="pt")["input_ids"]
+        tail = torch.randint(0, first_new, (PROBE_SEQUENCES, PROBE_TOKENS - 1), generator=generator)
+        ids = torch.cat([prompt.expand(PROBE_SEQUENCES, -1), tail], dim=1)
+        hidden = model.model.language_model(input_ids=ids).last_hidden_state  # after the final norm
+        hidden = hidden[:, prompt.shape[1] - 1:]
+        states.append(hidden.reshape(-1, hidden.shape[-1]))
+        is_first = torch.zeros(hidden.shape[:2], dtype=torch.bool)
+        is_first[:, 0] = True
+        first.append(is_first.reshape(-1))
+    return torch.cat(states), torch.cat(first)
