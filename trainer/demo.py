@@ -78,7 +78,7 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
     from trainer.train import run_training
 
     if steps < 1:
-        raise DemoError(f"--steps {steps}: the demo trains, so it needs at least 1 GRPO step "
+        raise DemoError(f"--steps {steps}: the demo needs at least 1 GRPO step "
                         f"(default {DEFAULT_STEPS})")
     out = Path(output_dir)
     # The demo's model is the tiny one plus the tags as single tokens (see trainer/demo_model.py);
