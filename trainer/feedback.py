@@ -83,8 +83,9 @@ def _flatten(completion: Any) -> str:
     if isinstance(completion, list):  # messages, or a message's typed content blocks
         return "".join(_flatten(m) for m in completion)
     if isinstance(completion, dict):
-        return _flatten(completion["content"]) if "content" in completion else str(
-            completion.get("text", ""))
+        if "content" in completion:
+            return _flatten(completion["content"])
+        return str(completion.get("text") or "")  # an image block carries text None
     return str(completion)
 
 

@@ -212,7 +212,7 @@ class _FakeGrpoTrainer:
                       "extra": defaultdict(lambda: deque(maxlen=4))}
         for i in range(6):
             self._logs["prompt"].append([{"role": "user", "content": [
-                {"type": "image"}, {"type": "text", "text": f"How many stars? ({i})"}]}])
+                {"type": "image", "text": None}, {"type": "text", "text": f"How many stars? ({i})"}]}])
             self._logs["completion"].append([{"role": "assistant", "content": f"answer {i}"}])
             self._logs["rewards"]["fmt"].append(float(i))
             self._logs["extra"]["reference/fmt"].append(str(i))
