@@ -12,8 +12,8 @@ this builder gives the tiny one the nearest thing that is still honest:
   positions of demo prompts) so that the tag starts with the probabilities of `TAG_PRIOR`: about half the
   completions open with `<answer>`, and `</answer>` turns up now and then afterwards. Closing
   the block exactly once, putting an answer inside and stopping right after it (which is what
-  the format reward pays 1.0 for) is left to GRPO; the base model does it in about one
-  completion in ten (measured: the first steps' format reward, and the report's base column).
+  the format reward pays 1.0 for) is left to GRPO; in the first ten steps about one
+  completion in six earns the 0.5 for the block (format reward mean 0.087).
 
 The tiny builder itself (trainer/tiny.py) is not changed: this module reads its output and
 saves the demo's model beside it, keyed by the tiny model's version and this module's.
@@ -87,7 +87,9 @@ def _init_tag_rows(model, tokenizer, *, first_new: int) -> None:
 
     torch.manual_seed(0)
     hidden, first = _generation_states(model, tokenizer, first_new)
-    # float64: the fit then rounds the same way whatever the machine's thread count.
+    # float64 for a well-conditioned fit. The float32 forward pass can still differ in the last
+    # digits between builds (thread scheduling), so two builds are close, not bit-identical;
+    # each cache builds once, and training from one build is repeatable on the fixed seed.
     hidden = hidden.double()
     head = model.get_output_embeddings().weight
     emb = model.get_input_embeddings().weight
