@@ -13,7 +13,7 @@ this builder gives the tiny one the nearest thing that is still honest:
   completions open with `<answer>`, and `</answer>` turns up now and then afterwards. Closing
   the block exactly once, putting an answer inside and stopping right after it (which is what
   the format reward pays 1.0 for) is left to GRPO; in the first ten steps about one
-  completion in six earns the 0.5 for the block (format reward mean 0.087).
+  completion in five earns the 0.5 for the block (format reward mean 0.11).
 
 The tiny builder itself (trainer/tiny.py) is not changed: this module reads its output and
 saves the demo's model beside it, keyed by the tiny model's version and this module's.
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 DEMO_TAGS = ("<answer>", "</answer>")
 # Bump when the build changes, so a stale demo model is rebuilt instead of reused.
-DEMO_MODEL_VERSION = "2"
+DEMO_MODEL_VERSION = "3"
 # Each tag's probability before training: (as the first completion token, at each later position).
 # About half the completions open with <answer>; a few close it, once, a few tokens later.
 TAG_PRIOR = {"<answer>": (0.5, 0.01), "</answer>": (0.005, 0.05)}
@@ -86,13 +86,14 @@ def _init_tag_rows(model, tokenizer, *, first_new: int) -> None:
     import torch
 
     torch.manual_seed(0)
-    hidden, first = _generation_states(model, tokenizer, first_new)
-    # float64 for a well-conditioned fit. The float32 forward pass can still differ in the last
-    # digits between builds (thread scheduling), so two builds are close, not bit-identical;
-    # each cache builds once, and training from one build is repeatable on the fixed seed.
-    hidden = hidden.double()
-    head = model.get_output_embeddings().weight
     emb = model.get_input_embeddings().weight
+    for token in range(first_new, emb.shape[0]):
+        # A new tag reads like a copy of an ordinary token. Set before the probe, whose prompts
+        # hold the tags: resize_token_embeddings left these rows unseeded random.
+        emb[token] = emb[torch.randint(0, first_new, (1,)).item()]
+    hidden, first = _generation_states(model, tokenizer, first_new)
+    hidden = hidden.double()  # a well-conditioned fit
+    head = model.get_output_embeddings().weight
     old_head = head[:first_new].double()
     others = torch.logsumexp(hidden @ old_head.T, dim=1)
     base_row = old_head.mean(0)
@@ -104,8 +105,7 @@ def _init_tag_rows(model, tokenizer, *, first_new: int) -> None:
         p = torch.where(first, at_start, later).double()
         target = others + torch.log(p / (1 - p))
         row = base_row + torch.linalg.solve(gram, hidden.T @ (target - hidden @ base_row))
-        head[first_new + offset] = row.round(decimals=4).float()
-        emb[first_new + offset] = emb[torch.randint(0, first_new, (1,)).item()]
+        head[first_new + offset] = row.float()
 
 
 def _generation_states(model, tokenizer, first_new: int):
