@@ -71,8 +71,11 @@ class RemoteReward:
     async def __call__(self, prompts: Sequence[Any], completions: Sequence[Any],
                        **columns: Any) -> list[float | None]:
         log_metric = columns.pop("log_metric", None)
+        log_extra = columns.pop("log_extra", None)
         items, images = build_items(prompts, completions, columns,
                                     reference=self.entry.reference, send_images=self.entry.send_images)
+        if log_extra is not None:  # TRL's completions table (and the live panel) show the reference
+            log_extra(f"reference/{self.name}", [item.reference for item in items])
         started = time.perf_counter()
         error: Exception | None = None
         rewards: list[float | None] = [None] * len(items)

@@ -109,7 +109,7 @@ def cmd_example(args) -> int:
 def cmd_demo(args) -> int:
     from trainer.demo import run_demo
 
-    out = run_demo(args.out, steps=args.steps)
+    out = run_demo(args.out, **({} if args.steps is None else {"steps": args.steps}))
     from rich.markdown import Markdown
 
     console.print(Markdown((out / "report.md").read_text()))
@@ -242,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="the CPU demo: a tiny VLM trained with GRPO against local services")
     s.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    s.add_argument("--steps", type=int, default=40, help="GRPO steps")
+    s.add_argument("--steps", type=int, help="GRPO steps (default: the demo's, 100)")
     s.set_defaults(func=cmd_demo)
 
     s = sub.add_parser("example", help="start regex_format and score the shipped example file")

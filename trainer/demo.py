@@ -1,9 +1,12 @@
 """The main job on an embedded default: GRPO on a tiny VLM with rewards over local HTTP, on a CPU.
 
-No GPU, Docker or network: the tiny Qwen2.5-VL is built here (trainer/tiny.py), the data is
-drawn here (synthetic shapes, colours and counts), and the reward services of the `tiny-cpu`
-recipe that are installed run as uvicorn processes on free ports of 127.0.0.1. It writes
-OUTPUT/metrics.jsonl, OUTPUT/rewards.png, OUTPUT/adapter/ and OUTPUT/report.md.
+No GPU, Docker or network: the tiny Qwen2.5-VL is built here (trainer/tiny.py, plus the answer
+tags as single tokens: trainer/demo_model.py), the data is drawn here (synthetic shapes, colours
+and counts), and the reward services of the `tiny-cpu` recipe that are installed run as uvicorn
+processes on free ports of 127.0.0.1. After training, the base model and the trained adapter
+answer the same held-out prompts (greedy) and the services score both. It writes
+OUTPUT/metrics.jsonl, OUTPUT/rewards.png, OUTPUT/trainer_log.txt (on a terminal), OUTPUT/adapter/
+and OUTPUT/report.md.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from trainer.recipe import Recipe, RewardEntry, load_recipe
 log = logging.getLogger(__name__)
 
 DEMO_RECIPE = Path(__file__).resolve().parent / "recipes" / "tiny-cpu.yaml"
-DEFAULT_STEPS = 40
+DEFAULT_STEPS = 100
+EVAL_PROMPTS = 16  # held-out rows that base and trained models answer for the report
 _INPROC = re.compile(r"^inproc://(?P<service>[a-z_][a-z0-9_]*)/?$")
 
 
@@ -68,14 +72,20 @@ def demo_services(recipe: Recipe) -> tuple[dict[str, RewardEntry], dict[str, str
 def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS,
              recipe_path: str | Path = DEMO_RECIPE) -> Path:
     """Run the CPU demo end to end; return OUTPUT (report.md, metrics.jsonl, rewards.png, adapter/)."""
+    from trainer.demo_model import demo_model_dir
     from trainer.demo_report import reward_trends, write_report
     from trainer.launch import launch_services
-    from trainer.tiny import tiny_model_dir
     from trainer.train import run_training
 
+    if steps < 1:
+        raise DemoError(f"--steps {steps}: the demo needs at least 1 GRPO step "
+                        f"(default {DEFAULT_STEPS})")
     out = Path(output_dir)
-    base = load_recipe(recipe_path, [f"grpo.max_steps={steps}", f"output.dir={out}", "resume=false"])
-    tiny_model_dir()  # build (or reuse) the tiny model before the clock of the services starts
+    # The demo's model is the tiny one plus the tags as single tokens (see trainer/demo_model.py);
+    # built before the services start, so their clock does not run during the build.
+    overrides = [f"grpo.max_steps={steps}", f"output.dir={out}", "resume=false",
+                 f"model.id={demo_model_dir()}"]
+    base = load_recipe(recipe_path, overrides)
     chosen, skipped = demo_services(base)
     for service, why in skipped.items():
         log.warning("demo: %s is %s; its reward is left out", service, why)
@@ -85,6 +95,7 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
         recipe = base.model_copy(update={"rewards": rewards})
         log.info("demo: %d GRPO steps with rewards %s", steps, {e.name: e.url for e in rewards})
         run_training(recipe, callbacks=[facts])
+        comparison = compare_on_held_out(recipe, out / "adapter")
     write_report(
         out / "report.md",
         trends=reward_trends(out / "metrics.jsonl"),
@@ -92,12 +103,43 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
                   for s, e in chosen.items()},
         skipped=skipped,
         facts={
-            "model": f"tiny random-initialised Qwen2.5-VL, {facts.total:,} parameters, "
-                     f"{facts.trainable:,} trainable (LoRA)",
-            "data": f"synthetic shapes/colours/counts, {base.data.limit} rows, "
-                    f"{base.grpo['num_generations']} completions per prompt",
+            "model": f"tiny random-initialised Qwen2.5-VL with the answer tags as single tokens, "
+                     f"{facts.total:,} parameters, {facts.trainable:,} trainable (LoRA)",
+            "data": f"synthetic shapes/colours/counts, {base.data.limit} training rows, "
+                    f"{base.grpo['num_generations']} completions per prompt, "
+                    f"{EVAL_PROMPTS} held-out rows for the comparison",
             "training": f"{steps} GRPO steps on CPU in {facts.ended - facts.started:.0f} s",
         },
+        comparison=comparison,
     )
     log.info("demo: report in %s", out / "report.md")
     return out
+
+
+def held_out_rows(recipe: Recipe, count: int = EVAL_PROMPTS) -> list[dict]:
+    """`count` synthetic rows drawn after the training rows: same generator, unseen images."""
+    from trainer.data import build_dataset
+
+    train = recipe.data.limit or 0
+    dataset, _ = build_dataset(recipe.data.model_copy(update={"limit": train + count, "shuffle": False}))
+    return [dataset[i] for i in range(train, dataset.num_rows)]
+
+
+def compare_on_held_out(recipe: Recipe, adapter: Path):
+    """Greedy completions of the base model and of the trained adapter, scored by the services."""
+    import asyncio
+
+    from trainer.demo_report import EvalComparison, EvalSide
+    from trainer.evaluate import load_for_eval, score_all
+    from trainer.generation import generate_transformers
+
+    rows = held_out_rows(recipe)
+    max_new = int(recipe.grpo.get("max_completion_length", 16))
+    sides = []
+    for path in (None, adapter):
+        model, processor, _, _ = load_for_eval(recipe, path)
+        completions = generate_transformers(model, processor, rows, max_new_tokens=max_new,
+                                            batch_size=len(rows))
+        results = asyncio.run(score_all(recipe, rows, completions))
+        sides.append(EvalSide(completions, {r.entry.name: r.rewards for r in results}))
+    return EvalComparison([r["question"] for r in rows], [str(r["solution"]) for r in rows], *sides)

@@ -1,4 +1,4 @@
-"""PNG plots of a run: reward curves per reward from metrics.jsonl, reward histograms from eval."""
+"""PNG plots of a run: one figure of training curves from metrics.jsonl, reward histograms from eval."""
 
 from __future__ import annotations
 
@@ -44,38 +44,106 @@ def read_reward_series(
     return {name: s for name, s in series.items() if s["mean"]}
 
 
-def _grid(count: int) -> tuple[int, int]:
-    cols = min(count, 3)
-    return math.ceil(count / cols), cols
+# What TRL logs besides the rewards, in the order the figure shows them: (key, title, y label).
+TRAINING_PANELS = (
+    ("loss", "loss", "GRPO loss"),
+    ("kl", "KL to the reference", "KL (nats per token)"),
+    ("completions/mean_length", "completion length", "tokens (mean of the step)"),
+    ("entropy", "policy entropy", "nats per token"),
+)
+SMOOTH_STEPS = 5
+_GRID_COLS = 3
+_SPAN = 6  # grid units per row: divisible by 1, 2 and 3, so a short last row is widened, not holed
+BAND_LABEL = "±1 std across the step's completions"
 
 
-def plot_reward_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
-    """One panel per reward (mean with a ±std band where logged), plus the weighted total.
+def read_series(metrics_jsonl: str | Path, key: str) -> list[tuple[float, float]]:
+    """[(step, value)] of one logged key; null, NaN and non-numbers are left out."""
+    points = []
+    with open(metrics_jsonl, encoding="utf-8") as handle:
+        for line in handle:
+            record = json.loads(line) if line.strip() else {}
+            value, step = record.get(key), record.get("step")
+            if step is not None and isinstance(value, int | float) and math.isfinite(value):
+                points.append((step, value))
+    return points
 
-    Raises ValueError when the file holds no reward metric, so an empty plot is never mistaken
-    for a flat curve.
+
+def smooth(values: Sequence[float], window: int = SMOOTH_STEPS) -> list[float]:
+    """Centred moving mean over `window` steps (fewer at the ends), so trends read through noise."""
+    half = window // 2
+    out = []
+    for i in range(len(values)):
+        chunk = values[max(0, i - half):i + half + 1]
+        out.append(sum(chunk) / len(chunk))
+    return out
+
+
+def _place_axes(fig: plt.Figure, count: int) -> list[plt.Axes]:
+    """`count` panels, three a row; a shorter last row is widened so no cell stays empty."""
+    rows = math.ceil(count / _GRID_COLS)
+    grid = fig.add_gridspec(rows, _SPAN)
+    axes = []
+    for row in range(rows):
+        in_row = min(_GRID_COLS, count - row * _GRID_COLS)
+        width = _SPAN // in_row
+        axes += [fig.add_subplot(grid[row, i * width:(i + 1) * width]) for i in range(in_row)]
+    return axes
+
+
+def _draw(ax: plt.Axes, points, *, title: str, ylabel: str, std=None, bounded=False) -> None:
+    steps, values = zip(*points, strict=True)
+    ax.plot(steps, values, marker="o", markersize=2, linewidth=0.6, alpha=0.45, label="per step")
+    ax.plot(steps, smooth(values), linewidth=2.0, label=f"{SMOOTH_STEPS}-step moving mean")
+    spread = dict(std or [])
+    if spread and all(s in spread for s in steps):
+        ax.fill_between(steps, [v - spread[s] for s, v in zip(steps, values, strict=True)],
+                        [v + spread[s] for s, v in zip(steps, values, strict=True)],
+                        alpha=0.15, label=BAND_LABEL)
+    if bounded and all(0.0 <= v <= 1.0 for v in values):
+        ax.set_ylim(-0.03, 1.03)  # a [0, 1] reward on its own scale: a flat line reads as flat
+    if max(values) == min(values):
+        ax.text(0.5, 0.5, f"{values[0]:.3g} at every step", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="gray")
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+
+
+def reward_figure(metrics_jsonl: str | Path, title: str | None = None) -> plt.Figure:
+    """One figure: a panel per reward, the weighted total, then loss, KL, length and entropy.
+
+    Only what was logged gets a panel (TRL logs `kl` only when beta > 0). Raises ValueError when
+    the file holds no reward metric, so an empty plot is never mistaken for a flat curve.
     """
     series = read_reward_series(metrics_jsonl)
     if not series:
         raise ValueError(f"{metrics_jsonl} has no 'rewards/<name>/mean' or 'reward' values to plot")
-    names = sorted(n for n in series if n != "total") + (["total"] if "total" in series else [])
-    rows, cols = _grid(len(names))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        steps, means = zip(*series[name]["mean"], strict=True)
-        ax.plot(steps, means, marker="o", markersize=2.5, linewidth=1.2)
-        std = dict(series[name]["std"])
-        if std and all(s in std for s in steps):
-            low = [m - std[s] for s, m in zip(steps, means, strict=True)]
-            high = [m + std[s] for s, m in zip(steps, means, strict=True)]
-            ax.fill_between(steps, low, high, alpha=0.2)
-        ax.set_title(name if name != "total" else "total (weighted)", fontsize=10)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return _save(fig, out_png)
+    panels = [(series[n]["mean"], f"reward: {n}", "reward (mean of the step)", series[n]["std"])
+              for n in sorted(n for n in series if n != "total")]
+    if "total" in series:
+        panels.append((series["total"]["mean"], "total reward (weighted sum)", "reward",
+                       series["total"]["std"]))
+    for key, title_, ylabel in TRAINING_PANELS:
+        if points := read_series(metrics_jsonl, key):
+            panels.append((points, title_, ylabel, None))
+    rows = math.ceil(len(panels) / _GRID_COLS)
+    fig = plt.figure(figsize=(4.6 * _GRID_COLS, 3.3 * rows + 0.9))
+    for ax, (points, panel_title, ylabel, std) in zip(_place_axes(fig, len(panels)), panels,
+                                                      strict=True):
+        _draw(ax, points, title=panel_title, ylabel=ylabel, std=std, bounded=std is not None)
+    fig.suptitle(title or f"GRPO training curves ({Path(metrics_jsonl).parent.name or 'run'})")
+    fig.text(0.5, 0.005, f"Thin line: each logged step. Thick line: moving mean of {SMOOTH_STEPS} "
+             f"steps. Band (rewards): {BAND_LABEL}.", ha="center", fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    return fig
+
+
+def plot_reward_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
+    """`reward_figure` of `metrics_jsonl`, saved as a PNG."""
+    return _save(reward_figure(metrics_jsonl), out_png)
 
 
 def plot_histograms(

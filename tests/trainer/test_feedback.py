@@ -10,11 +10,23 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from rich.console import Console
-from transformers import TrainerControl, TrainerState
+from transformers import TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_callback import (
+    CallbackHandler,
+    DefaultFlowCallback,
+    PrinterCallback,
+    ProgressCallback,
+)
 
 from trainer import feedback
-from trainer.feedback import LivePanel, MetricsWriter, RewardCurves, trl_samples
-from trainer.plots import plot_histograms, plot_reward_curves, read_reward_series
+from trainer.feedback import LivePanel, MetricsWriter, RewardCurves, Sample, trl_samples
+from trainer.plots import (
+    plot_histograms,
+    plot_reward_curves,
+    read_reward_series,
+    reward_figure,
+    smooth,
+)
 
 
 def _state(step: int = 0, max_steps: int = 10) -> TrainerState:
@@ -27,7 +39,8 @@ def _logs(step: int) -> dict:
     return {"loss": 0.1 * step, "reward": 0.5 + 0.05 * step, "reward_std": 0.2,
             "rewards/fmt/mean": 0.1 * step, "rewards/fmt/std": 0.05,
             "rewards/acc/mean": float("nan") if step == 2 else 0.3,
-            "rewards/acc/failed": 0.0, "rewards/acc/latency_ms": 12.5}
+            "rewards/acc/failed": 0.0, "rewards/acc/latency_ms": 12.5,
+            "completions/mean_length": 4.0 + step, "entropy": 2.0 - 0.1 * step}
 
 
 def _run_writer(path: Path, steps: int = 4) -> None:
@@ -65,6 +78,43 @@ class TestRewardCurves:
         with Image.open(png) as image:
             assert image.format == "PNG"
             assert image.size[0] > 100 and image.size[1] > 100
+
+    def test_one_figure_of_titled_labelled_panels_and_no_empty_cell(self, tmp_path: Path) -> None:
+        metrics = tmp_path / "metrics.jsonl"
+        _run_writer(metrics)
+        fig = reward_figure(metrics)
+        # acc, fmt, total, then loss, length and entropy (no kl: beta 0 logs none)
+        titles = [ax.get_title() for ax in fig.axes]
+        assert titles == ["reward: acc", "reward: fmt", "total reward (weighted sum)", "loss",
+                          "completion length", "policy entropy"]
+        assert fig.get_suptitle()
+        for ax in fig.axes:
+            assert ax.get_visible() and ax.get_xlabel() and ax.get_ylabel(), ax.get_title()
+            assert any(len(line.get_xdata()) for line in ax.get_lines()), ax.get_title()
+            labels = ax.get_legend_handles_labels()[1]
+            assert "5-step moving mean" in labels, ax.get_title()
+        fmt = fig.axes[1]
+        assert "±1 std across the step's completions" in fmt.get_legend_handles_labels()[1]
+        # panels tile the figure: no two overlap and each row's panels span the same width
+        boxes = [ax.get_position() for ax in fig.axes]
+        rows = sorted({round(b.y0, 3) for b in boxes})
+        assert len(rows) == 2
+        for y in rows:
+            row = [b for b in boxes if round(b.y0, 3) == y]
+            assert len(row) == 3
+
+    def test_a_short_last_row_is_widened_not_left_with_empty_cells(self, tmp_path: Path) -> None:
+        metrics = tmp_path / "metrics.jsonl"
+        metrics.write_text("".join(json.dumps({"step": i, "reward": 0.1 * i, "reward_std": 0.1,
+                                               "loss": 0.0}) + "\n" for i in range(1, 4)))
+        fig = reward_figure(metrics)
+        assert [ax.get_title() for ax in fig.axes] == ["total reward (weighted sum)", "loss"]
+        left, right = (ax.get_position() for ax in fig.axes)
+        assert right.x1 > 0.9 and left.x0 < 0.1  # two panels share the row's whole width
+
+    def test_smoothing_is_a_centred_moving_mean(self) -> None:
+        assert smooth([0, 0, 10, 0, 0], window=3) == [0, 10 / 3, 10 / 3, 10 / 3, 0]
+        assert smooth([1.0], window=5) == [1.0]
 
     def test_series_skip_nulls_and_include_the_total(self, tmp_path: Path) -> None:
         metrics = tmp_path / "metrics.jsonl"
@@ -134,7 +184,7 @@ class TestLivePanel:
     def test_panel_shows_losses_rewards_latency_and_truncated_completions(self) -> None:
         console, buffer = _terminal()
         long = "<think>" + "x" * 400 + "</think>"
-        samples = lambda n: [(long, {"fmt": 1.0, "acc": None})]  # noqa: E731
+        samples = lambda n: [Sample("How many?", long, "3", {"fmt": 1.0, "acc": None})]  # noqa: E731
         panel = LivePanel(console, samples=samples, max_chars=60)
         panel.on_train_begin(None, _state(0), TrainerControl())
         panel.on_log(None, _state(3), TrainerControl(), logs=_logs(3))
@@ -154,16 +204,63 @@ class TestLivePanel:
 
 
 class _FakeGrpoTrainer:
-    """The shape of GRPOTrainer._logs in TRL 1.16."""
+    """The shape of GRPOTrainer._logs in TRL 1.16, and its callback list."""
 
-    def __init__(self) -> None:
-        self._logs = {"completion": deque(maxlen=4), "rewards": defaultdict(lambda: deque(maxlen=4))}
+    def __init__(self, args: TrainingArguments | None = None) -> None:
+        self._logs = {"prompt": deque(maxlen=4), "completion": deque(maxlen=4),
+                      "rewards": defaultdict(lambda: deque(maxlen=4)),
+                      "extra": defaultdict(lambda: deque(maxlen=4))}
         for i in range(6):
+            self._logs["prompt"].append([{"role": "user", "content": [
+                {"type": "image", "text": None}, {"type": "text", "text": f"How many stars? ({i})"}]}])
             self._logs["completion"].append([{"role": "assistant", "content": f"answer {i}"}])
             self._logs["rewards"]["fmt"].append(float(i))
+            self._logs["extra"]["reference/fmt"].append(str(i))
+        # What transformers.Trainer.__init__ adds: the flow callback, then tqdm or print().
+        printer = PrinterCallback if args is not None and args.disable_tqdm else ProgressCallback
+        self.callback_handler = CallbackHandler([DefaultFlowCallback, printer], None, None, None, None)
+
+    def remove_callback(self, callback) -> None:
+        self.callback_handler.remove_callback(callback)
 
 
-def test_trl_samples_pairs_the_latest_completions_with_their_scores() -> None:
+def test_trl_samples_pairs_the_latest_completions_with_prompt_reference_and_scores() -> None:
     latest = trl_samples(_FakeGrpoTrainer())(2)
-    assert latest == [("answer 4", {"fmt": 4.0}), ("answer 5", {"fmt": 5.0})]
+    assert latest == [Sample("How many stars? (4)", "answer 4", "4", {"fmt": 4.0}),
+                      Sample("How many stars? (5)", "answer 5", "5", {"fmt": 5.0})]
     assert trl_samples(object())(2) == []
+
+
+class TestTerminalChannels:
+    @pytest.mark.parametrize("disable_tqdm", [False, True])
+    def test_on_a_terminal_the_panel_replaces_trl_printing(self, tmp_path, capsys,
+                                                           disable_tqdm) -> None:
+        args = TrainingArguments(output_dir=str(tmp_path), disable_tqdm=disable_tqdm,
+                                 report_to="none")
+        trainer = _FakeGrpoTrainer(args)
+        console, buffer = _terminal()
+        panel = LivePanel(console, log_path=tmp_path / "trainer_log.txt").attach(trainer)
+        handler = trainer.callback_handler
+        handler.add_callback(panel)
+        assert not [cb for cb in handler.callbacks
+                    if isinstance(cb, ProgressCallback | PrinterCallback)]
+        state, control = _state(0, max_steps=3), TrainerControl()
+        handler.on_train_begin(args, state, control)
+        for step in (1, 2, 3):
+            handler.on_log(args, _state(step, max_steps=3), control, _logs(step))
+        handler.on_train_end(args, _state(3, max_steps=3), control)
+        printed = capsys.readouterr()
+        assert "'loss'" not in printed.out + printed.err  # TRL's dict is not printed
+        assert "{'loss'" not in buffer.getvalue()
+        log_lines = (tmp_path / "trainer_log.txt").read_text().splitlines()
+        assert len(log_lines) == 3 and "'loss': 0.1" in log_lines[0]
+        text = buffer.getvalue()
+        for expected in ("How many stars? (5)", "answer 5", "reference", "3/3"):
+            assert expected in text
+
+    def test_without_a_terminal_trl_keeps_its_own_printing(self, tmp_path) -> None:
+        trainer = _FakeGrpoTrainer()
+        panel = LivePanel(Console(file=io.StringIO(), force_terminal=False),
+                          log_path=tmp_path / "trainer_log.txt").attach(trainer)
+        assert any(isinstance(cb, ProgressCallback) for cb in trainer.callback_handler.callbacks)
+        assert not panel.enabled and not (tmp_path / "trainer_log.txt").exists()
