@@ -19,7 +19,6 @@ import io
 import json
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -34,25 +33,7 @@ from proto.models import ImageData, ScoreItem, ScoreRequest  # noqa: E402
 from services.common.images import release_memory  # noqa: E402
 from services.common.limits import check_json_size  # noqa: E402
 from services.common.settings import ServiceSettings  # noqa: E402
-
-
-class Peak:
-    def __init__(self, proc: psutil.Process):
-        self.proc, self.peak, self._stop = proc, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.002)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+from tests.helpers import PeakRss  # noqa: E402
 
 
 def maximal_body() -> bytes:
@@ -69,7 +50,7 @@ def bench_parse() -> dict:
     proc = psutil.Process()
     release_memory()
     before = proc.memory_info().rss
-    with Peak(proc) as peak:
+    with PeakRss(proc, interval_s=0.002) as peak:
         started = time.perf_counter()
         check_json_size(raw, s.max_batch * s.max_json_values_per_item + 256, s.max_batch)
         req = ScoreRequest.model_validate_json(raw)
@@ -87,7 +68,7 @@ def bench_refusal() -> dict:
     with service_process("services.regex_format.main:app") as (url, proc):
         service = psutil.Process(proc.pid)
         before = service.memory_info().rss
-        with Peak(service) as peak:
+        with PeakRss(service, interval_s=0.002) as peak:
             started = time.perf_counter()
             resp = httpx.post(f"{url}/v1/score", content=body, timeout=120,
                               headers={"content-type": "application/json"})
@@ -116,7 +97,7 @@ def bench_images(side: int, n: int) -> dict:
                            ClipCiderParams()))
         release_memory()
         before = proc.memory_info().rss
-        with Peak(proc) as peak:
+        with PeakRss(proc, interval_s=0.002) as peak:
             started = time.perf_counter()
             results = scorer.score(Batch(items, images, ClipCiderParams()))
             elapsed = time.perf_counter() - started

@@ -92,3 +92,29 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
                 return
         time.sleep(0.1)
     raise RuntimeError(f"service at {url} not ready within {timeout_s}s")
+
+
+class PeakRss:
+    """Samples a process's RSS in a thread (this one by default); `peak` is the highest seen."""
+
+    def __init__(self, proc=None, interval_s: float = 0.005):
+        import psutil
+
+        self.proc = proc or psutil.Process()
+        self.interval_s = interval_s
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(self.interval_s)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

@@ -3,8 +3,6 @@
 import base64
 import io
 import os
-import threading
-import time
 
 import httpx
 import psutil
@@ -16,7 +14,7 @@ from services.clip_cider.scorer import ClipCiderParams, ClipCiderScorer
 from services.common.app import create_app
 from services.common.images import ImageRejected, PixelBudget, decode_image, release_memory
 from services.common.scoring import Batch
-from tests.helpers import serve_app
+from tests.helpers import PeakRss, serve_app
 from tests.services.clip_cider.support import encode, image, loaded, settings_for
 
 BAD_PATHS = {
@@ -92,29 +90,6 @@ def _distinct_pngs(n: int, side: int) -> list[bytes]:
     return out
 
 
-class _PeakRss:
-    """Samples this process's RSS in a thread; `peak` is the highest seen."""
-
-    def __init__(self):
-        self.proc = psutil.Process()
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.005)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.mark.slow
 def test_sixteen_large_pngs_peak_near_one_decode_and_rss_returns(tiny_config):
     side = 3000
@@ -126,7 +101,7 @@ def test_sixteen_large_pngs_peak_near_one_decode_and_rss_returns(tiny_config):
         scorer.score(Batch(items[:1], {"0": images["0"]}, ClipCiderParams()))  # warm every code path
         release_memory()
         before = psutil.Process().memory_info().rss
-        with _PeakRss() as rss:
+        with PeakRss() as rss:
             results = scorer.score(Batch(items, images, ClipCiderParams()))
         after = psutil.Process().memory_info().rss
     assert [r.status for r in results] == [ItemStatus.ok] * 16
