@@ -14,7 +14,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,15 @@ def tiny_model_dir(cache_root: str | Path | None = None, family: str = "qwen2.5-
     if (target / "config.json").exists() and (target / "processor_config.json").exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename: concurrent test sessions then never see half a model.
-    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    return build_atomically(target, _builder(family))
+
+
+def build_atomically(target: Path, build: Callable[[Path], Any]) -> Path:
+    """`build(tmp)` into a folder beside `target`, then rename it into place: concurrent test
+    sessions never see half a model, and the first finished build wins."""
+    tmp = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
-        _builder(family)(tmp)
+        build(tmp)
         try:
             tmp.rename(target)
         except OSError:
