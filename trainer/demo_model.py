@@ -16,7 +16,7 @@ this builder gives the tiny one the nearest thing that is still honest:
   answer's row only adds its own random direction (so the answers' logits can differ at all).
   Writing the block once and stopping after it (what the format reward pays 1.0 for) and
   picking the answer the question spells out are left to GRPO; in the first ten steps the
-  format reward's mean is about 0.1 and the exact answer reward's 0.03-0.15 (seeds 0-2).
+  format reward's mean is about 0.1 and the exact answer reward's 0.06-0.08 (seeds 0-2).
 
 The tiny builder itself (trainer/tiny.py) is not changed: this module reads its output and
 saves the demo's model beside it, keyed by the tiny model's version and this module's.
@@ -40,13 +40,18 @@ DEMO_MODEL_VERSION = "4"
 DEMO_ANSWERS = tuple(str(n) for n in range(1, COPY_MAX + 1))
 # Target probabilities of the fitted tokens: (as the first completion token, right after the
 # token's cue, anywhere else). The cue of an answer is `<answer>`; the cue of `</answer>` is an
-# answer. The least-squares fit lands below the cued targets: about 0.1-0.15 per answer after
-# `<answer>` and 0.25 for `</answer>` after an answer, which answer is prompt-independent but for
-# each answer's own random direction (`ANSWER_SPREAD`).
+# answer. The least-squares fit lands below the cued targets; measured on the copy prompts:
+# `<answer>` first 0.35-0.43, each answer 0.09-0.22 after `<answer>`, `</answer>` about 0.5 after
+# an answer. Which answer leads differs by prompt only through each answer's own random
+# direction (`ANSWER_SPREAD`): by chance the right one leads on the "2" and "3" prompts (0.17,
+# 0.19 against at most 0.13) and `2` leads on the "1" prompts (0.22 against 0.09).
 TOKEN_PRIOR = {"<answer>": (0.5, 0.01, 0.01), "</answer>": (0.005, 0.7, 0.05),
                **{d: (0.0005, 0.3, 0.01) for d in DEMO_ANSWERS}}
-# Norm of an answer's own random direction, relative to its fitted row.
-ANSWER_SPREAD = 1.0
+# Norm of an answer's own random direction, relative to its fitted row. At 1.0 the base model's
+# greedy answers were already right on the "2" and "3" prompts and training only kept that map;
+# at 0.5 the base writes no answer greedily, and GRPO's map (seeds 0-2) gets "1" right against
+# that lead in two seeds, all three answers in one, two of three in the others.
+ANSWER_SPREAD = 0.5
 PROBE_TOKENS, PROBE_SEQUENCES = 8, 16
 _PROBE_TEXT = "{}\nAnswer in <answer></answer>."
 _PROBE_QUESTIONS = tuple(copy_question(n) for n in range(1, COPY_MAX + 1))
