@@ -1,10 +1,11 @@
 """The main job on an embedded default: GRPO on a tiny VLM with rewards over local HTTP, on a CPU.
 
 No GPU, Docker or network: the tiny Qwen2.5-VL is built here (trainer/tiny.py, plus the answer
-tags as single tokens: trainer/demo_model.py), the data is drawn here (synthetic shapes, colours
-and counts), and the reward services of the `tiny-cpu` recipe that are installed run as uvicorn
-processes on free ports of 127.0.0.1. After training, the base model and the trained adapter
-answer the same held-out prompts (greedy) and the services score both. It writes
+tags as single tokens: trainer/demo_model.py), the data is drawn here (synthetic shapes, with a
+question that spells out the answer to copy), and the reward services of the `tiny-cpu` recipe
+that are installed run as uvicorn processes on free ports of 127.0.0.1. After training, the
+base model and the trained adapter answer the same held-out prompts (greedy) and the services
+score both. It writes
 OUTPUT/metrics.jsonl, OUTPUT/rewards.png, OUTPUT/trainer_log.txt (on a terminal), OUTPUT/adapter/
 and OUTPUT/report.md.
 """
@@ -105,7 +106,9 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
         facts={
             "model": f"tiny random-initialised Qwen2.5-VL with the answer tags as single tokens, "
                      f"{facts.total:,} parameters, {facts.trainable:,} trainable (LoRA)",
-            "data": f"synthetic shapes/colours/counts, {base.data.limit} training rows, "
+            "data": f"synthetic copy-the-digit questions (answer 1, 2 or 3, spelt out in the "
+                    f"question; the random vision tower cannot see the shapes), "
+                    f"{base.data.limit} training rows, "
                     f"{base.grpo['num_generations']} completions per prompt, "
                     f"{EVAL_PROMPTS} held-out rows for the comparison",
             "training": f"{steps} GRPO steps on CPU in {facts.ended - facts.started:.0f} s",

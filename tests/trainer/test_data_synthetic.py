@@ -80,3 +80,17 @@ def test_rows_fill_trls_image_placeholder_with_their_own_image() -> None:
     assert len(images) == 1 and images[0] is row["image"]
     assert filled[0]["content"][0]["text"] == "Be brief."
     assert blocks[-1]["text"].endswith("\nAnswer in <answer></answer>.")
+
+
+def test_the_copy_task_is_drawn_only_when_asked_and_its_question_spells_out_the_answer() -> None:
+    ds, summary = build_dataset(DataConfig(source="synthetic", limit=30, answer_types=["copy"]))
+    assert ds.num_rows == 30 and summary.total_skipped == 0
+    for row in ds:
+        digits = {word.strip(".") for word in row["question"].split(":")[1].split()}
+        assert digits == {row["solution"]}  # the question names one digit, and it is the answer
+        assert row["meta"] == {"task": "copy", "answer_type": "copy"}
+    assert set(ds["solution"]) == {"1", "2", "3"}
+    # Without `copy` in answer_types the image tasks are drawn exactly as before.
+    plain = build_dataset(DataConfig(source="synthetic", limit=6, answer_types=["integer"]))[0]
+    assert [m["task"] for m in plain["meta"]] == ["count", "count"]
+    assert plain["question"] == _load(0, limit=6)["question"][::3]

@@ -97,22 +97,25 @@ class TestSteps:
 
 
 @pytest.mark.slow
-def test_the_demo_learns_the_format_and_the_report_says_what_the_policy_writes(tmp_path):
+def test_the_demo_learns_the_format_and_the_answers_and_the_report_says_what_the_policy_writes(
+        tmp_path):
     """The demo exactly as README command 1 runs it (default steps, fixed seed)."""
     out = run_demo(tmp_path / "demo")
     for name in ("metrics.jsonl", "rewards.png", "report.md", "adapter/adapter_config.json",
                  "adapter/resolved_recipe.yaml"):
         assert (out / name).is_file(), name
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    fmt = [m["rewards/format/mean"] for m in steps if "rewards/format/mean" in m]
-    assert len(fmt) == 100
-    assert statistics.fmean(fmt[-10:]) > statistics.fmean(fmt[:10])
+    for reward in ("format", "answer"):  # the answer reward is the exact match of the <answer>
+        series = [m[f"rewards/{reward}/mean"] for m in steps if f"rewards/{reward}/mean" in m]
+        assert len(series) == 100
+        assert statistics.fmean(series[-10:]) > statistics.fmean(series[:10]), reward
     report = (out / "report.md").read_text()
     assert "http://127.0.0.1:" in report  # the rewards went over real HTTP
-    assert "improved" in report.split("| format |")[1].split("\n")[0]
+    for reward in ("format", "answer"):
+        assert "improved" in report.split(f"| {reward} |")[1].split("\n")[0], reward
     # The distinct count and the collapse verdict agree with the completions the table shows.
     rows = report.split("| question | reference | base | trained |")[1].strip().splitlines()[1:17]
     trained = {row.split("|")[4].strip() for row in rows}
+    assert len(trained) > 1  # the trained policy does not write one string for every prompt
     summary = report.split("| trained |")[1].split("\n")[0]
-    assert f"{len(trained)}/16 = " in summary
-    assert ("collapsed" in summary) == (len(trained) == 1)
+    assert f"{len(trained)}/16 = " in summary and "collapsed" not in summary
