@@ -25,8 +25,6 @@ saves the demo's model beside it, keyed by the tiny model's version and this mod
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 from trainer.data.synthetic import COPY_MAX, copy_question
@@ -59,24 +57,13 @@ _PROBE_QUESTIONS = tuple(copy_question(n) for n in range(1, COPY_MAX + 1))
 
 def demo_model_dir() -> Path:
     """The demo model's directory (model + processor), built once next to the tiny model."""
-    from trainer.tiny import tiny_model_dir
+    from trainer.tiny import build_atomically, tiny_model_dir
 
     base = tiny_model_dir()
     target = base.parent / f"{base.name}-demo-tags-v{DEMO_MODEL_VERSION}"
     if (target / "config.json").exists() and (target / "processor_config.json").exists():
         return target
-    # Build beside the target and rename, as trainer/tiny.py does: no half-written model is seen.
-    tmp = Path(tempfile.mkdtemp(prefix=".building-demo-", dir=base.parent))
-    try:
-        build_demo_model(base, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:
-            if not (target / "config.json").exists():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return build_atomically(target, lambda tmp: build_demo_model(base, tmp))
 
 
 def build_demo_model(base_dir: Path, out_dir: Path) -> Path:
