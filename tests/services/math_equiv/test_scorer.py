@@ -12,14 +12,6 @@ from services.math_equiv.scorer import MathEquivParams, MathEquivScorer
 from services.math_equiv.settings import MathEquivSettings
 
 
-@pytest.fixture(scope="module")
-def scorer():
-    s = MathEquivScorer(MathEquivSettings(workers=2, time_limit_s=10.0))
-    s.load()
-    yield s
-    s.close()
-
-
 def score(scorer, items, **params):
     items = [it if isinstance(it, ScoreItem) else ScoreItem(**it) for it in items]
     return asyncio.run(scorer.score(Batch(items, {}, MathEquivParams(**params))))

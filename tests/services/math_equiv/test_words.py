@@ -13,17 +13,8 @@ from math_verify import parse, verify
 from proto.models import ItemStatus, ScoreItem
 from services.common.scoring import Batch
 from services.math_equiv.extract import is_plain_number
-from services.math_equiv.scorer import MathEquivParams, MathEquivScorer
-from services.math_equiv.settings import MathEquivSettings
+from services.math_equiv.scorer import MathEquivParams
 from services.math_equiv.words import first_word, with_decimal_point
-
-
-@pytest.fixture(scope="module")
-def scorer():
-    s = MathEquivScorer(MathEquivSettings(workers=2, time_limit_s=10.0))
-    s.load()
-    yield s
-    s.close()
 
 
 def one(scorer, answer, reference):
