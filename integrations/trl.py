@@ -54,7 +54,7 @@ class RemoteReward:
         self.entry = entry if isinstance(entry, RewardEntry) else RewardEntry.model_validate(entry)
         self.name = self.entry.name
         self.url = ", ".join(self.entry.endpoints)
-        self.token = self.entry.token()
+        self.entry.token()  # an unset token_env fails here, when the functions are built, not at step 1
         self.on_call = on_call or self._default_policy
         self._clients: dict[asyncio.AbstractEventLoop, RewardClient] = {}
 
@@ -62,9 +62,7 @@ class RemoteReward:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            urls = self.entry.endpoints
-            client = RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=self.entry.timeout_s,
-                                  token=self.token, unreachable_s=self.entry.unreachable_s)
+            client = self.entry.client()
             self._clients[loop] = client
         return client
 

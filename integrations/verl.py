@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from proto.client import RewardClient, RewardServiceError
+from proto.client import RewardServiceError
 from proto.coalesce import Coalescer
 from proto.labels import item_from
 from proto.rewards import RewardEntry, unique_names
@@ -68,7 +68,7 @@ class _Scorer:
             self.entries = [entry]
         else:
             self.entries = unique_names(list(config.rewards or []))
-        self.coalescers = {e.name: Coalescer(_client(e), e.params, window_s=config.coalesce_ms / 1000)
+        self.coalescers = {e.name: Coalescer(e.client(), e.params, window_s=config.coalesce_ms / 1000)
                            for e in self.entries}
         self.names: list[str] = [e.name for e in self.entries]
         unknown = sorted({n for names in config.routes.values() for n in names} - set(self.names))
@@ -186,12 +186,6 @@ def _background_loop() -> asyncio.AbstractEventLoop:
             threading.Thread(target=loop.run_forever, name="rewardstack-verl", daemon=True).start()
             _LOOP.append(loop)
         return _LOOP[0]
-
-
-def _client(entry: RewardEntry) -> RewardClient:
-    urls = entry.endpoints
-    return RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=entry.timeout_s, token=entry.token(),
-                        unreachable_s=entry.unreachable_s)
 
 
 def _at(values: Sequence[Any] | None, i: int) -> Any:

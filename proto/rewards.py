@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from proto.client import RewardClient
+
 URL_SCHEMES = ("http://", "https://", "inproc://")
 
 
@@ -73,6 +75,12 @@ class RewardEntry(BaseModel):
                 f"reward {self.name!r}: token_env {self.token_env} is not set in the environment"
             )
         return value
+
+    def client(self) -> RewardClient:
+        """A client for this entry: its endpoints, deadline, token and unreachable_s."""
+        urls = self.endpoints
+        return RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=self.timeout_s,
+                            token=self.token(), unreachable_s=self.unreachable_s)
 
 
 def unique_names(entries: list[RewardEntry]) -> list[RewardEntry]:

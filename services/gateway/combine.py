@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from proto.client import RewardClient, RewardRequestError, RewardServiceError
+from proto.client import RewardRequestError, RewardServiceError
 from proto.coalesce import Coalescer
 from proto.gateway_config import GatewayConfig, GatewayConfigError, load_config
 from proto.models import ErrorType, ImageData, ItemStatus, ScoreItem
@@ -86,9 +86,7 @@ class GatewayMetrics:
 class _Service:
     def __init__(self, entry: RewardEntry, config: GatewayConfig, metrics: GatewayMetrics | None):
         self.entry = entry
-        urls = entry.endpoints
-        self.client = RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=entry.timeout_s,
-                                   token=entry.token(), unreachable_s=entry.unreachable_s)
+        self.client = entry.client()
         self.coalescer = Coalescer(self.client, entry.params, window_s=config.coalesce_ms / 1000,
                                    max_batch=config.max_batch, on_batch=self._observe)
         self.metrics = metrics
