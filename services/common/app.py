@@ -157,7 +157,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
 async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
     started = time.perf_counter()
     raw = await request.body()
-    check_json_size(raw, settings.max_batch * settings.max_json_values_per_item + 256, settings.max_batch)
+    check_json_size(raw, settings)
     try:
         req = ScoreRequest.model_validate_json(raw)
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from proto.models import ErrorType
 from services.common.errors import ServiceError, send_error
+from services.common.settings import ServiceSettings
 
 
 def _too_large_message(max_bytes: int) -> str:
@@ -87,8 +88,10 @@ def count_json_values(raw: bytes) -> int:
     return total
 
 
-def check_json_size(raw: bytes, max_values: int, max_batch: int) -> None:
+def check_json_size(raw: bytes, settings: ServiceSettings) -> None:
     """413 before parsing when the body holds far more values than `max_batch` items could need."""
+    max_batch = settings.max_batch
+    max_values = max_batch * settings.max_json_values_per_item + 256  # + the request's own keys
     values = count_json_values(raw)
     if values > max_values:
         raise ServiceError(

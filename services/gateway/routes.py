@@ -76,8 +76,7 @@ async def _answer(app: FastAPI, gateway: Gateway, settings: GatewaySettings, rou
     try:
         async with app.state.admitted():
             raw = await request.body()
-            check_json_size(raw, settings.max_batch * settings.max_json_values_per_item + 256,
-                            settings.max_batch)
+            check_json_size(raw, settings)
             response: Response = JSONResponse(await handler(gateway, raw, settings.max_batch))
     except (ValidationError, BadSample) as exc:
         message = validation_message(exc.errors()) if isinstance(exc, ValidationError) else str(exc)
