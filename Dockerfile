@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY services ./services
 COPY trainer ./trainer
+COPY rewardstack ./rewardstack
 # `services` is the framework plus regex_format, vqa_accuracy and llm_judge; `math` adds
 # math-verify for math_equiv. A non-editable install: the image needs no source tree.
 RUN pip install ".[services,math,judge]"

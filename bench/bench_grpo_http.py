@@ -25,10 +25,10 @@ sys.path.insert(0, str(ROOT))
 
 from transformers import TrainerCallback  # noqa: E402
 
-from trainer.demo import DEMO_RECIPE, demo_services  # noqa: E402
-from trainer.launch import launch_services  # noqa: E402
+from rewardstack.demo.run import DEMO_RECIPE, demo_services  # noqa: E402
+from rewardstack.serve.launch import launch_services  # noqa: E402
+from trainer.model.tiny import tiny_model_dir  # noqa: E402
 from trainer.recipe import load_recipe  # noqa: E402
-from trainer.tiny import tiny_model_dir  # noqa: E402
 from trainer.train import run_training  # noqa: E402
 
 

@@ -32,6 +32,7 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY services ./services
 COPY trainer ./trainer
+COPY rewardstack ./rewardstack
 RUN pip install ".[clip]"
 
 FROM ${PYTHON_IMAGE} AS runtime

@@ -1,4 +1,4 @@
-# The trainer image: CUDA, vLLM, TRL, DeepSpeed and the `trainer` package. It also runs the
+# The trainer image: CUDA, vLLM, TRL, DeepSpeed, the `trainer` package and the `rewardstack` command. It also runs the
 # `generation` container (`trl vllm-serve`), so trainer and vLLM server share one torch.
 #   docker build -f docker/trainer.Dockerfile -t rewardstack-trainer .
 #   docker run --rm --gpus all -v $PWD/trainer/recipes:/app/recipes:ro rewardstack-trainer \
@@ -38,6 +38,7 @@ COPY pyproject.toml README.md ./
 COPY proto ./proto
 COPY services ./services
 COPY trainer ./trainer
+COPY rewardstack ./rewardstack
 COPY integrations ./integrations
 COPY docker/vllm-overrides.txt ./docker/
 # The whole resolution, from wheel metadata only (no download of torch's or vLLM's wheels): a

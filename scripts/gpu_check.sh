@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every family's shipped recipe on one GPU, without network: tiny models of SmolVLM2, Gemma 3,
-# InternVL3 and Qwen2.5-VL (trainer/tiny.py) are built locally, then each recipe trains 3 GRPO steps
+# InternVL3 and Qwen2.5-VL (trainer/model/tiny.py) are built locally, then each recipe trains 3 GRPO steps
 # against local reward services with vLLM generating:
 #   smolvlm2   vllm colocate
 #   gemma3     vllm colocate, 4-bit (bitsandbytes NF4, as the recipe ships)
@@ -35,10 +35,10 @@ wait_http() {  # url seconds (python, not curl: the trainer image has no curl)
   return 1
 }
 
-$PY -c "from trainer.tiny import FAMILIES, tiny_model_dir
+$PY -c "from trainer.model.tiny import FAMILIES, tiny_model_dir
 for f in FAMILIES: print('built', f, tiny_model_dir(family=f))" || { echo "FAIL build tiny models"; exit 1; }
 
-$PY -m trainer serve regex_format vqa_accuracy --base-port 8600 >"$OUT/services.log" 2>&1 &
+$PY -m rewardstack serve regex_format vqa_accuracy --base-port 8600 >"$OUT/services.log" 2>&1 &
 PIDS+=($!)
 wait_http http://127.0.0.1:8600/readyz 60 && wait_http http://127.0.0.1:8602/readyz 60 \
   || { echo "FAIL reward services (see $OUT/services.log)"; exit 1; }
@@ -90,7 +90,7 @@ run() {  # family mode [launcher...]
   shift 2
   start=$(date +%s)
   file=$(recipe "$family" "$mode" "${SERVER_URL:-}" | tail -1) || { echo "FAIL $name: recipe"; FAILED=1; return; }
-  timeout "$RUN_TIMEOUT" "${@:-$PY}" -m trainer train "$file" >"$OUT/$name.log" 2>&1
+  timeout "$RUN_TIMEOUT" "${@:-$PY}" -m rewardstack train "$file" >"$OUT/$name.log" 2>&1
   verdict "$name" "$OUT/$name.log" "$start"
 }
 
@@ -100,7 +100,7 @@ run internvl3 colocate
 run qwen2.5-vl colocate accelerate launch --num_processes 1 \
   --config_file trainer/recipes/accelerate/deepspeed_zero3.yaml
 
-QWEN=$($PY -c "from trainer.tiny import tiny_model_dir; print(tiny_model_dir())")
+QWEN=$($PY -c "from trainer.model.tiny import tiny_model_dir; print(tiny_model_dir())")
 start=$(date +%s)
 trl vllm-serve --model "$QWEN" --port 8610 --gpu_memory_utilization 0.25 --max_model_len 2048 \
   --enforce_eager true >"$OUT/vllm-serve.log" 2>&1 &

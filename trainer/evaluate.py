@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from integrations.trl_items import build_items
 from proto.client import RewardClient, RewardServiceError
 from trainer.recipe import Recipe, RewardEntry
-from trainer.reward_items import build_items
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def load_for_eval(recipe: Recipe, adapter: Path | None):
     """Model and processor with the adapter applied; a LoRA-less run's folder is the model itself."""
     import torch
 
-    from trainer.model import load_model, load_processor
+    from trainer.model.loading import load_model, load_processor
 
     section = recipe.model.model_copy(update={"gradient_checkpointing": False})
     lora_dir = None
@@ -87,7 +87,7 @@ def load_for_eval(recipe: Recipe, adapter: Path | None):
 def generate(recipe: Recipe, rows: list[dict[str, Any]], adapter: Path | None, *,
              batch_size: int, max_new_tokens: int, backend: str) -> list[str]:
     from trainer import generation
-    from trainer.model import load_processor, resolve_model_id
+    from trainer.model.loading import load_processor, resolve_model_id
 
     use_vllm = backend == "vllm" or (backend == "auto" and generation.vllm_usable())
     if not use_vllm:
@@ -183,7 +183,7 @@ def summary_markdown(summary: list[dict[str, Any]]) -> str:
 
 def write_outputs(out_dir: Path, rows: list[dict[str, Any]], completions: list[str],
                   results: list[RewardResults]) -> list[dict[str, Any]]:
-    from trainer.plots import plot_histograms
+    from trainer.feedback.plots import plot_histograms
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / "eval.jsonl").open("w", encoding="utf-8") as handle:

@@ -21,7 +21,7 @@ class MergeError(ValueError):
 
 def base_model_of(adapter_dir: Path) -> tuple[str, str]:
     """(base model id or path, dtype name) for an adapter folder written by `run_training`."""
-    from trainer.model import resolve_model_id
+    from trainer.model.loading import resolve_model_id
     from trainer.recipe import yaml_load
     from trainer.train import RESOLVED_RECIPE
 

@@ -15,11 +15,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from integrations.trl_items import DEFAULT_REFERENCE_COLUMNS, build_items
 from proto.client import RewardClient, RewardRequestError, RewardServiceError
-from trainer.launch import SERVICES
+from trainer.endpoints import url_problem
 from trainer.recipe import Recipe, RewardEntry
-from trainer.reward_items import DEFAULT_REFERENCE_COLUMNS, build_items
-from trainer.service_checks import url_problem
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ def check_static(recipe: Recipe) -> None:
 
 def _entry_problems(i: int, entry: RewardEntry) -> list[str]:
     where = f"rewards[{i}] ({entry.name})"
-    problems = [f"{where}.url: {why}" for url in entry.endpoints if (why := url_problem(url, SERVICES))]
+    problems = [f"{where}.url: {why}" for url in entry.endpoints if (why := url_problem(url))]
     if entry.token_env and not os.environ.get(entry.token_env):
         problems.append(f"{where}.token_env: {entry.token_env} is not set; export it, or remove token_env "
                         "if the service needs no token")

@@ -44,7 +44,7 @@ def check_token_budget(recipe: Recipe, rows: Any, *, max_new_tokens: int, use_vl
     """The longest sampled prompt; raises TokenBudgetError when it plus `max_new_tokens` overflows."""
     from transformers import AutoConfig
 
-    from trainer.model import load_processor, resolve_model_id
+    from trainer.model.loading import load_processor, resolve_model_id
 
     model_id = resolve_model_id(recipe.model.id)
     config = AutoConfig.from_pretrained(model_id, trust_remote_code=recipe.model.trust_remote_code)

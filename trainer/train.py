@@ -60,8 +60,8 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     from trl import GRPOConfig, GRPOTrainer
 
     from trainer.data import build_dataset
-    from trainer.feedback import feedback_callbacks
-    from trainer.model import load_model, load_processor, lora_config, lora_placement
+    from trainer.feedback.callbacks import feedback_callbacks
+    from trainer.model.loading import load_model, load_processor, lora_config, lora_placement
 
     if dataset is None:
         dataset, _summary = build_dataset(recipe.data)

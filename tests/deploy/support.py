@@ -27,7 +27,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 # A copy of ../shared/compose-spec.json, the Compose Specification's JSON schema (tests/data/README.md).
 COMPOSE_SPEC = ROOT / "tests" / "data" / "compose-spec.json"
 K8S_DIR = ROOT / "deploy" / "k8s"
-FIRST_PARTY = {"proto", "services", "trainer", "integrations"}
+FIRST_PARTY = {"proto", "services", "trainer", "integrations", "rewardstack"}
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 

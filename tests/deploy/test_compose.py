@@ -231,7 +231,7 @@ def test_trainer_waits_for_every_service_a_compose_recipe_uses():
 
 
 def test_trainer_runs_a_mounted_recipe_and_keeps_outputs_and_caches():
-    from trainer.cli import build_parser
+    from rewardstack.cli import build_parser
 
     trainer = SERVICES["trainer"]
     args = build_parser().parse_args(argv(trainer["command"])[1:])

@@ -38,7 +38,7 @@ def _runs(dockerfile_path: str) -> list[Path]:
         if target:
             paths |= {ROOT / "services" / "common", ROOT / "services" / target.service}
         elif argv(service["command"])[0] == "rewardstack":
-            paths |= {ROOT / "trainer", ROOT / "integrations"}  # the trainer builds rewards with it
+            paths |= {ROOT / "rewardstack", ROOT / "trainer", ROOT / "integrations"}  # the trainer builds rewards with it
     return sorted(paths)
 
 

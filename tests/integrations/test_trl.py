@@ -53,7 +53,7 @@ def test_inside_a_plain_grpo_trainer_rewards_are_logged_under_each_name(svc, tmp
     from transformers import AutoModelForImageTextToText, AutoProcessor
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainer.tiny import tiny_model_dir
+    from trainer.model.tiny import tiny_model_dir
 
     path = tiny_model_dir()
     prompt = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "How many circles?"}]}]

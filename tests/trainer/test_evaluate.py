@@ -103,7 +103,7 @@ def _save_perturbed_adapter(target: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from trainer.tiny import tiny_model_dir
+    from trainer.model.tiny import tiny_model_dir
 
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir(), dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=64,

@@ -16,12 +16,12 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForImageTextToText
 
+from rewardstack.serve.launch import launch_services
 from tests.trainer.familyrun import FAMILY_RECIPES, family_recipe
-from trainer import smolvlm_fix
 from trainer.evaluate import run_eval
-from trainer.launch import launch_services
 from trainer.merge import merge_adapter
-from trainer.model import lora_placement, resolve_model_id
+from trainer.model import smolvlm_fix
+from trainer.model.loading import lora_placement, resolve_model_id
 from trainer.train import run_training
 
 pytestmark = pytest.mark.slow
@@ -63,5 +63,5 @@ def test_shipped_recipe_trains_evaluates_and_merges(family, urls, tmp_path, capl
 
 
 def test_smolvlm_patch_is_still_needed_under_the_pin():
-    # When this fails, transformers fixed SmolVLM's inputs_merger: delete trainer/smolvlm_fix.py.
+    # When this fails, transformers fixed SmolVLM's inputs_merger: delete trainer/model/smolvlm_fix.py.
     assert smolvlm_fix.needs_fix()

@@ -7,9 +7,9 @@ import torch
 from transformers import AutoConfig
 
 from tests.trainer.familyrun import family_recipe
-from trainer import model as model_module
-from trainer import smolvlm_fix
-from trainer.model import ModelLoadError, load_processor, resolve_model_id
+from trainer.model import loading as model_module
+from trainer.model import smolvlm_fix
+from trainer.model.loading import ModelLoadError, load_processor, resolve_model_id
 from trainer.preflight_tokens import TokenBudgetError, check_token_budget, longest_prompt
 from trainer.recipe import ModelSection, ProcessorSection
 from trainer.train import run_training

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from trainer.cli import main
+from rewardstack.cli import main
 from trainer.preflight import PreflightError, check_static, preflight
 from trainer.recipe import load_recipe
 
@@ -15,12 +15,12 @@ TINY = Path(__file__).resolve().parents[2] / "trainer" / "recipes" / "tiny-cpu.y
 def no_model(monkeypatch):
     """Loading a model is the failure these tests guard against: make it one."""
     import trainer.evaluate
-    import trainer.model
+    import trainer.model.loading
 
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded before the recipe was checked")
 
-    monkeypatch.setattr(trainer.model, "load_model", refuse)
+    monkeypatch.setattr(trainer.model.loading, "load_model", refuse)
     monkeypatch.setattr(trainer.evaluate, "generate", refuse)
 
 

@@ -11,10 +11,10 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
+from rewardstack.serve.launch import launch_services
 from tests.trainer.trainrun import Snapshot, tiny_recipe
-from trainer.launch import launch_services
 from trainer.merge import merge_adapter
-from trainer.tiny import tiny_model_dir
+from trainer.model.tiny import tiny_model_dir
 from trainer.train import ResumeError, resolve_resume, run_training
 
 

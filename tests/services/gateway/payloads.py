@@ -13,7 +13,7 @@ OpenRLHF VLM prompts, openrlhf/utils/vlm_utils.py @ 27657471ff158506ffd847fc0300
 slime, slime/rollout/rm_hub/__init__.py @ 0b420f1ef4161f02d2a00d47c1318eec955a4e2e:
     `remote_rm` posts `{"prompt": sample.prompt, "response": sample.response, "label": sample.label}`
     and returns the JSON answer as the reward.
-The chat template is Qwen2.5-VL's (the tiny model's, trainer/tiny.py).
+The chat template is Qwen2.5-VL's (the tiny model's, trainer/model/tiny.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from tests.services.gateway.support import rewards, services
 
 
 def _run(*args: str, **kw) -> subprocess.CompletedProcess:
-    res = subprocess.run([sys.executable, "-m", "trainer.cli", "gateway", *args], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "rewardstack", "gateway", *args], cwd=ROOT,
                          capture_output=True, text=True, timeout=120, **kw)
     res.stderr = " ".join(res.stderr.split())  # Rich wraps long messages at the terminal width
     return res
@@ -51,7 +51,7 @@ def test_serves_slime_and_openrlhf_from_the_example_shaped_config(tmp_path):
         example["rewards"] = rewards(svc)
         cfg.write_text(yaml.safe_dump(example))
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "trainer.cli", "gateway", "--config", str(cfg),
+        proc = subprocess.Popen([sys.executable, "-m", "rewardstack", "gateway", "--config", str(cfg),
                                  "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         url = f"http://127.0.0.1:{port}"

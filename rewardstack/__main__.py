@@ -1,0 +1,7 @@
+"""`python -m rewardstack` is the `rewardstack` command."""
+
+import sys
+
+from rewardstack.cli import main
+
+sys.exit(main())

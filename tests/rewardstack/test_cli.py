@@ -1,0 +1,122 @@
+"""The rewardstack CLI as a user runs it: score a file, bad input, a service that is down, serve."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+from rewardstack.cli import main
+from rewardstack.example import EXAMPLE_FILE
+from tests.helpers import ROOT, free_port, serve_app
+
+
+def test_score_writes_every_line_back_with_rewards(tmp_path, capsys):
+    from services.regex_format.main import app
+    out = tmp_path / "scored.jsonl"
+    with serve_app(app) as url:
+        code = main(["score", str(EXAMPLE_FILE), "--reward", f"format={url}", "--reward",
+                     "solution=inproc://regex_format", "--params", 'solution={"mode": "pattern", '
+                     '"pattern": ".*<answer>.+</answer>.*"}', "--out", str(out), "--chunk", "3"])
+    assert code == 0
+    source = [json.loads(line) for line in EXAMPLE_FILE.read_text().splitlines()]
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in scored] == [r["id"] for r in source]
+    assert scored[0]["rewards"] == {"format": 1.0, "solution": 1.0}
+    assert scored[3]["rewards"]["format"] == 0.0  # answer before think
+    assert scored[6]["rewards"]["solution"] == 0.0  # empty answer
+    err = capsys.readouterr().err
+    assert "format" in err and "mean" in err
+
+
+def test_bad_line_is_named_and_nothing_is_sent(tmp_path, capsys):
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"completion": "ok"}\n{"completion": 3}\n')
+    code = main(["score", str(bad), "--reward", f"f=http://127.0.0.1:{free_port()}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "in.jsonl:2" in err and "completion" in err
+
+
+def test_unreachable_service_exits_non_zero_naming_it(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"completion": "x"}\n')
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["score", str(src), "--reward", f"f={url}", "--deadline", "1"])
+    assert code == 2
+    assert url in capsys.readouterr().err
+
+
+def test_params_for_unknown_reward_is_refused(capsys):
+    code = main(["score", str(EXAMPLE_FILE), "--reward", "a=http://x", "--params", "b={}"])
+    assert code == 2 and "names no --reward" in capsys.readouterr().err
+
+
+def test_serve_prints_urls_and_stops_all_on_interrupt():
+    base = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rewardstack", "serve", "regex_format", "--base-port", str(base)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert line.split() == ["regex_format", f"http://127.0.0.1:{base}"]
+        assert httpx.get(f"http://127.0.0.1:{base}/readyz").status_code == 200
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        time.sleep(0.2)
+        try:
+            httpx.get(f"http://127.0.0.1:{base}/healthz", timeout=1)
+            raise AssertionError("service still running after serve stopped")
+        except httpx.ConnectError:
+            pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_help_explains_every_command(capsys):
+    try:
+        main(["--help"])
+    except SystemExit as exc:
+        assert exc.code == 0
+    text = capsys.readouterr().out
+    for command in ("serve", "score", "train", "eval", "merge"):
+        assert command in text
+
+
+def test_images_with_the_same_name_and_size_stay_distinct(tmp_path):
+    from PIL import Image
+
+    from rewardstack.score.run import read_items
+    for folder, colour in (("a", "red"), ("b", "blue")):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (4, 4), colour).save(tmp_path / folder / "x.bmp")  # same byte size
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"completion": "1", "image": "a/x.bmp"}\n{"completion": "2", "image": "b/x.bmp"}\n'
+                   '{"completion": "3", "image": "a/x.bmp"}\n')
+    assert (tmp_path / "a/x.bmp").stat().st_size == (tmp_path / "b/x.bmp").stat().st_size
+    _, items, images = read_items(src)
+    assert items[0].image_id == items[2].image_id != items[1].image_id
+    assert len(images) == 2
+
+
+def test_numbers_out_of_range_are_usage_errors_not_tracebacks(capsys):
+    import pytest
+
+    for argv, message in ((["score", str(EXAMPLE_FILE), "--reward", "f=inproc://regex_format", "--chunk", "0"], "--chunk: 0 must be above 0"),
+                          (["serve", "--base-port", "70000"], "ports end at 65535"),
+                          (["eval", "r.yaml", "--limit", "-1"], "--limit: -1 must be above 0")):
+        with pytest.raises(SystemExit) as done:
+            main(argv)
+        assert done.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_misspelled_service_name_for_serve_is_named_with_the_closest(capsys):
+    assert main(["serve", "regex_fromat"]) == 2
+    assert "no service 'regex_fromat'; did you mean regex_format?" in capsys.readouterr().err
