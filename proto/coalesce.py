@@ -48,17 +48,14 @@ class Coalescer:
         self._on_batch = on_batch
         self.max_in_flight = max_in_flight
         self._in_flight = 0
-        self._info_lock = asyncio.Lock()
 
     async def score(self, items: Sequence[ScoreItem],
                     images: Mapping[str, ImageData] | None = None) -> Result:
         """Rewards and details for `items`, in order, scored together with whoever else is waiting."""
         if not items:
             return [], []
-        if self._max_batch is None:
-            async with self._info_lock:  # one /v1/info for a crowd of first callers
-                if self._max_batch is None:
-                    self._max_batch = (await self.client.info()).limits.max_batch
+        if self._max_batch is None:  # a crowd of first callers shares one /v1/info (the client's)
+            self._max_batch = (await self.client.info()).limits.max_batch
         return await self.submit(items, images)
 
     def submit(self, items: Sequence[ScoreItem],
