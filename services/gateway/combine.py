@@ -103,6 +103,9 @@ class Gateway:
     name = "gateway"
     version = VERSION
     params_model = NoParams
+    # /v1/score answers null (with the reason) for a service that is down, as the per-sample
+    # routes answer the fallback, rather than 503 for every item while /readyz names the service.
+    scores_when_degraded = True
 
     def __init__(self, config: GatewayConfig | None = None, config_path: Path | None = None):
         self.setup = config  # the GatewayConfig; `config()` is the Scorer protocol's method
