@@ -7,18 +7,26 @@ The first call opens a window of `window_s`; every call that arrives before it c
 batches are already out, the next one keeps filling until one comes back: under load the batches
 grow with the service's latency instead of the service drowning in small calls. A caller waits at
 most the window plus two batch round trips. Image ids are content hashes, so merging is safe.
+
+Coalescing needs the callers on one event loop: `shared` keeps one object (a client, its
+coalescers) per loop and key, and `run_sync` gives synchronous callers, from any thread, one
+loop of the process to share.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+import os
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from proto.client import RewardClient
 from proto.models import ImageData, ItemDetail, ScoreItem
 
 Result = tuple[list[float | None], list[ItemDetail]]
+T = TypeVar("T")
 
 
 class Coalescer:
@@ -120,3 +128,47 @@ class Coalescer:
             if not future.done():
                 future.set_result((response.rewards[start:end], response.details[start:end]))
             start = end
+
+
+_SHARED: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Future]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def shared(key: str, build: Callable[[], Awaitable[T]]) -> T:
+    """What `build()` makes for `key` on the running loop, built once and kept with the loop.
+
+    Concurrent first callers wait for the same build; a failed build is not kept, so the next
+    call builds again.
+    """
+    built = _SHARED.setdefault(asyncio.get_running_loop(), {})
+    future = built.get(key)
+    if future is None:
+        future = built[key] = asyncio.ensure_future(build())
+    try:
+        return await asyncio.shield(future)
+    except Exception:
+        if built.get(key) is future:
+            del built[key]
+        raise
+
+
+_LOOP: dict[int, asyncio.AbstractEventLoop] = {}  # by process id: a forked child starts its own
+_LOOP_LOCK = threading.Lock()
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` to completion on the process's shared loop (a daemon thread) and return its result.
+
+    Synchronous callers in any thread then share that loop's clients and coalescers, so their
+    concurrent calls still go out as batches, and connections live across calls.
+    """
+    with _LOOP_LOCK:
+        loop = _LOOP.get(os.getpid())
+        if loop is None:
+            loop = _LOOP[os.getpid()] = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="rewardstack-sync", daemon=True).start()
+    if threading.current_thread().name == "rewardstack-sync":
+        coro.close()
+        raise RuntimeError("run_sync called from its own loop's thread: await the coroutine instead")
+    return asyncio.run_coroutine_threadsafe(coro, loop).result()
