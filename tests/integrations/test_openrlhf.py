@@ -22,7 +22,7 @@ from openrlhf.utils.agent import SingleTurnAgentExecutor
 
 from tests.helpers import free_port
 from tests.integrations import import_stand_ins
-from tests.services.gateway.support import gateway, rewards, services
+from tests.services.gateway.support import gateway, rewards
 
 with import_stand_ins.vllm():
     from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
@@ -44,20 +44,11 @@ class StandInEngine:
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
+def chat_tokenizer(tokenizer):
     from trl.chat_template_utils import qwen2_5_vl_chat_template
 
-    from trainer.tiny import build_tokenizer
-
-    tok = build_tokenizer()
-    tok.chat_template = qwen2_5_vl_chat_template
-    return tok
-
-
-@pytest.fixture(scope="module")
-def svc():
-    with services() as s:
-        yield s
+    tokenizer.chat_template = qwen2_5_vl_chat_template
+    return tokenizer
 
 
 def rollout(url: str, tokenizer, rows: list[tuple[dict, str | None, str]]) -> list[dict]:
@@ -83,26 +74,26 @@ def experiences(outputs: list[dict], tokenizer) -> list[Experience]:
     return split_experience_batch(Experience.concat_experiences(singles, tokenizer.pad_token_id))
 
 
-def test_rewards_reach_the_batch_with_the_same_keys_for_scored_blank_and_failed_samples(svc, tokenizer):
+def test_rewards_reach_the_batch_with_the_same_keys_for_scored_blank_and_failed_samples(svc, chat_tokenizer):
     question = {"question": "How many circles? Answer in <answer></answer>.", "answer": "2"}
     rows = [(question, "answer", GOOD), (question, "answer", "<think>three</think><answer>3</answer>"),
             (question, None, GOOD)]  # no --label_key: OpenRLHF sends "" as the label
     with gateway(rewards(svc), fallback=FALLBACK) as (url, _):
-        outputs = rollout(url, tokenizer, rows)
+        outputs = rollout(url, chat_tokenizer, rows)
     assert [o["label"] for o in outputs] == ["2", "2", ""]
     assert [o["reward"] for o in outputs] == [[1.5], [0.5], [0.5 + FALLBACK]]
-    items = experiences(outputs, tokenizer)
+    items = experiences(outputs, chat_tokenizer)
     assert [round(float(e.rewards.sum()), 6) for e in items] == [1.5, 0.5, 0.5 + FALLBACK]
     assert [float(e.info["unscored"].sum()) for e in items] == [0.0, 0.0, 1.0]
     assert [float(e.info["answer"].sum()) for e in items] == [1.0, 0.0, FALLBACK]
     assert all(set(e.info) == set(items[0].info) for e in items)
 
 
-def test_a_dead_service_gives_the_fallback_and_the_batch_still_assembles(svc, tokenizer):
+def test_a_dead_service_gives_the_fallback_and_the_batch_still_assembles(svc, chat_tokenizer):
     dead = f"http://127.0.0.1:{free_port()}"
     row = {"question": "How many circles?", "answer": "2"}
     with gateway(rewards(svc, answer={"url": dead, "unreachable_s": 0.3}), fallback=FALLBACK) as (url, _):
-        outputs = rollout(url, tokenizer, [(row, "answer", GOOD)] * 4)
-    items = experiences(outputs, tokenizer)
+        outputs = rollout(url, chat_tokenizer, [(row, "answer", GOOD)] * 4)
+    items = experiences(outputs, chat_tokenizer)
     assert all(torch.equal(e.info["unscored"], items[0].info["unscored"]) for e in items)
     assert [round(float(e.rewards.sum()), 6) for e in items] == [0.5 + FALLBACK] * 4

@@ -10,15 +10,9 @@ from PIL import Image
 
 from integrations.trl import RewardCallError, remote_rewards
 from tests.helpers import free_port
-from tests.services.gateway.support import rewards, services
+from tests.services.gateway.support import rewards
 
 GOOD = "<think>two</think><answer>2</answer>"
-
-
-@pytest.fixture(scope="module")
-def svc():
-    with services() as s:
-        yield s
 
 
 def test_functions_are_named_coroutines_with_weights(svc):
