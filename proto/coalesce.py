@@ -5,8 +5,13 @@ verl's reward loop awaits one `compute_score` per sample) would otherwise cost o
 The first call opens a window of `window_s`; every call that arrives before it closes, or until
 `max_batch` items are waiting, rides in the same `RewardClient.score` call. While `max_in_flight`
 batches are already out, the next one keeps filling until one comes back: under load the batches
-grow with the service's latency instead of the service drowning in small calls. A caller waits at
-most the window plus two batch round trips. Image ids are content hashes, so merging is safe.
+grow with the service's latency instead of the service drowning in small calls; `max_in_flight`
+is capped at the service's own max_concurrency (from /v1/info), since a batch beyond what it scores
+at once only waits there, where later callers can no longer join it. For a service that scores one
+request at a time, a batch that leaves early holds up everyone queued behind it for a whole call:
+its window stretches to half its recent call time (at most LINGER_MAX_S), so a burst goes out as one
+call and a lone caller waits at most that much longer. A caller waits at most the window plus two
+batch round trips. Image ids are content hashes, so merging is safe.
 
 Coalescing needs the callers on one event loop: `shared` keeps one object (a client, its
 coalescers) per loop and key, and `run_sync` gives synchronous callers, from any thread, one
@@ -18,15 +23,17 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
 
 from proto.client import RewardClient
-from proto.models import ImageData, ItemDetail, ScoreItem
+from proto.models import ImageData, ItemDetail, ScoreItem, ServiceLimits
 
 Result = tuple[list[float | None], list[ItemDetail]]
 T = TypeVar("T")
+LINGER_MAX_S = 0.1
 
 
 class Coalescer:
@@ -56,6 +63,7 @@ class Coalescer:
         self._on_batch = on_batch
         self.max_in_flight = max_in_flight
         self._in_flight = 0
+        self._call_s: float | None = None  # recent batched-call time (moving average), for _window
 
     async def score(self, items: Sequence[ScoreItem],
                     images: Mapping[str, ImageData] | None = None) -> Result:
@@ -63,8 +71,14 @@ class Coalescer:
         if not items:
             return [], []
         if self._max_batch is None:  # a crowd of first callers shares one /v1/info (the client's)
-            self._max_batch = (await self.client.info()).limits.max_batch
+            self.adopt((await self.client.info()).limits)
         return await self.submit(items, images)
+
+    def adopt(self, limits: ServiceLimits) -> None:
+        """Fit the service's limits: its max_batch unless one was given, and its concurrency."""
+        if self._max_batch is None:
+            self._max_batch = limits.max_batch
+        self.max_in_flight = min(self.max_in_flight, limits.max_concurrency)
 
     def submit(self, items: Sequence[ScoreItem],
                images: Mapping[str, ImageData] | None = None) -> asyncio.Future:
@@ -86,8 +100,13 @@ class Coalescer:
         if self._count >= self._max_batch:
             self._flush()
         elif self._timer is None:  # the window runs from the first item of the batch
-            self._timer = loop.call_later(self.window_s, self._flush)
+            self._timer = loop.call_later(self._window(), self._flush)
         return future
+
+    def _window(self) -> float:
+        if self.max_in_flight > 1 or self._call_s is None:
+            return self.window_s
+        return max(self.window_s, min(self._call_s / 2, LINGER_MAX_S))
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -115,8 +134,11 @@ class Coalescer:
         images: dict[str, ImageData] = {}
         for _, table, _ in batch:
             images.update(table)
+        started = time.monotonic()
         try:
             response = await self.client.score(items, images=images, params=self.params)
+            took = time.monotonic() - started
+            self._call_s = took if self._call_s is None else 0.8 * self._call_s + 0.2 * took
         except Exception as exc:
             for _, _, future in batch:
                 if not future.done():

@@ -91,6 +91,7 @@ class _Service:
                                    max_batch=config.max_batch, on_batch=self._observe)
         self.metrics = metrics
         self.not_ready: str | None = "not checked yet"
+        self.fitted = False  # coalescer fitted to the service's /v1/info limits
 
     def _observe(self, n: int) -> None:
         if self.metrics is not None:
@@ -166,6 +167,13 @@ class Gateway:
     async def _poll_once(self) -> None:
         async def one(svc: _Service) -> None:
             svc.not_ready = await svc.client.ready()
+            if svc.not_ready is None and not svc.fitted:
+                try:  # the service's concurrency caps the coalescer's batches in flight
+                    svc.coalescer.adopt((await svc.client.info()).limits)
+                    svc.fitted = True
+                except (RewardServiceError, RewardRequestError, ValidationError) as exc:
+                    log.warning("reward %r: /v1/info unreadable, its limits not known yet: %s",
+                                svc.entry.name, exc)
 
         await asyncio.gather(*(one(s) for s in self._services.values()))
 

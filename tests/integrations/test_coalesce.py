@@ -138,3 +138,34 @@ def test_run_sync_callers_in_many_threads_meet_on_one_loop_and_coalesce():
 
 async def _coalescer(client) -> Coalescer:
     return Coalescer(client, window_s=0.3, max_batch=8)
+
+
+class SlowClient(ScriptedClient):
+    """A service that takes 0.2 s per call."""
+
+    async def score(self, items, images=None, params=None):
+        await asyncio.sleep(0.2)
+        return await super().score(items, images, params)
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_a_one_at_a_time_service_gets_a_burst_as_one_call(in_flight):
+    client = SlowClient()
+
+    async def go():
+        coalescer = Coalescer(client, window_s=0.005, max_batch=100, max_in_flight=in_flight)
+        await coalescer.score([ScoreItem(completion="0")])  # its call time is now known
+        client.batches.clear()
+
+        async def later(i: int):
+            await asyncio.sleep(0.015 * i)  # four callers over 45 ms, each well past the 5 ms window
+            return await coalescer.score([ScoreItem(completion=str(i))])
+
+        return await asyncio.gather(*(later(i) for i in range(4)))
+
+    out = asyncio.run(go())
+    assert [r[0] for r in out] == [[float(i)] for i in range(4)]
+    if in_flight == 1:  # the window stretched to half of 0.2 s: one call, not one then the rest
+        assert len(client.batches) == 1
+    else:  # a service that scores calls side by side gets them as they come
+        assert len(client.batches) > 1
