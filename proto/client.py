@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from proto.inproc import InprocApp
+from proto.inproc import Endpoint
 from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
 
 _JSON = {"content-type": "application/json"}
@@ -47,30 +47,6 @@ class RewardRequestError(RuntimeError):
         )
         self.service, self.url, self.status = service, url, status
         self.error_type, self.message = error_type, message
-
-
-class _Endpoint:
-    def __init__(self, url: str, token: str | None, connect_timeout: float):
-        self.url = url.rstrip("/")
-        self.connect_timeout = connect_timeout
-        self.inproc = InprocApp(url) if url.startswith("inproc://") else None
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        transport = self.inproc.transport if self.inproc else None
-        base = "http://inproc" if self.inproc else self.url
-        self.http = httpx.AsyncClient(
-            base_url=base, headers=headers, transport=transport,
-            timeout=httpx.Timeout(None, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
-
-    async def start(self) -> None:
-        if self.inproc:
-            await self.inproc.start()
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        if self.inproc:
-            await self.inproc.stop()
 
 
 class RewardClient:
@@ -103,7 +79,7 @@ class RewardClient:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list:
             raise ValueError("RewardClient needs at least one URL")
-        self._endpoints = [_Endpoint(u, token, connect_timeout_s) for u in url_list]
+        self._endpoints = [Endpoint(u, token, connect_timeout_s) for u in url_list]
         self.deadline_s = deadline_s
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         self._retry_after_cap_s = retry_after_cap_s
@@ -301,7 +277,7 @@ class RewardClient:
                 return True
         return False
 
-    def _pick(self) -> _Endpoint:
+    def _pick(self) -> Endpoint:
         ep = self._endpoints[self._next % len(self._endpoints)]
         self._next += 1
         return ep
