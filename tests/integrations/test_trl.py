@@ -32,6 +32,13 @@ def test_none_is_kept_and_each_image_sent_once(svc):
     assert len(sent["images"]) == 2 and all("b64" in v for v in sent["images"].values())
 
 
+def test_a_blank_reference_is_none(svc):
+    funcs, _ = remote_rewards(rewards(svc))
+    blanks = ["", "  ", [], ["", " "], None]
+    out = asyncio.run(funcs[1](prompts=["q"] * 5, completions=[GOOD] * 5, answers=blanks))
+    assert out == [None] * 5
+
+
 def test_a_dead_service_is_none_under_skip_and_raises_under_abort():
     dead = f"http://127.0.0.1:{free_port()}"
     (skip,), _ = remote_rewards([{"name": "f", "url": dead, "unreachable_s": 0.2}])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
 from verl.trainer.ppo.reward import get_custom_reward_fn
 
 from tests.helpers import free_port
@@ -79,3 +80,9 @@ def test_a_bad_config_is_named(svc, tokenizer_dir):
         score = get_custom_reward_fn(verl_config(tokenizer_dir, kwargs))
         with pytest.raises(ValueError, match=message):
             asyncio.run(score(data_source="d", solution_str="s", ground_truth="g", extra_info={}))
+
+
+def test_verl_0_9_has_no_batch_reward_manager():
+    # docs/integrations.md no longer offers the legacy `batch` manager: 0.9's reward loop lacks it.
+    with pytest.raises(ValueError, match="Unknown reward manager: batch"):
+        get_reward_manager_cls("batch")
