@@ -189,7 +189,9 @@ class RewardClient:
                             unreachable=True,
                         ) from None
                     attempt += 1
-                    await self._pause(attempt, None, deadline)
+                    # Never sleep past the moment refusals will have lasted unreachable_s: the
+                    # attempt then decides, so the first caller pays unreachable_s, not more.
+                    await self._pause(attempt, None, min(deadline, self._down_at()))
                     continue
             else:
                 self._note_answer()
@@ -248,6 +250,11 @@ class RewardClient:
         if self._unreachable_s is not None and now - self._refused_since >= self._unreachable_s:
             self.down = True
         return self.down
+
+    def _down_at(self) -> float:
+        if self._unreachable_s is None or self._refused_since is None:
+            return float("inf")
+        return self._refused_since + self._unreachable_s
 
     def _note_answer(self) -> None:
         self._refused_since, self.down = None, False

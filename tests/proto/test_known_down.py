@@ -48,6 +48,24 @@ def test_sixteen_first_callers_share_one_wait_for_the_batch_size_lookup():
     assert "unreachable for 0.3s" in errors[0].cause
 
 
+def test_the_first_caller_pays_unreachable_s_not_a_backoff_past_it(monkeypatch):
+    import proto.client
+
+    monkeypatch.setattr(proto.client.random, "uniform", lambda low, high: high)  # the longest jitter
+
+    async def go():
+        # A 60 s backoff: a pause not cut at unreachable_s would outlast the guard by far.
+        async with RewardClient(dead_url(), deadline_s=600, unreachable_s=0.3, backoff_s=60,
+                                backoff_max_s=60) as client:
+            try:
+                await asyncio.wait_for(client.score([{"completion": "x"}]), HANG_GUARD_S / 10)
+            except RewardServiceError as exc:
+                return exc
+
+    error = asyncio.run(go())
+    assert error.unreachable and "unreachable for 0.3s" in error.cause
+
+
 def test_once_down_info_score_and_readiness_each_cost_one_probe():
     async def go():
         async with RewardClient(dead_url(), deadline_s=600, unreachable_s=0.2) as client:
