@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -217,6 +218,7 @@ def dead_service(urls: dict[str, str], tokenizer_dir: Path) -> list[list[float]]
     from tests.integrations.verl_support import rollout_batch, verl_config
     from trainer.tiny import build_tokenizer
 
+    logging.getLogger("proto.sample_rewards").setLevel(logging.ERROR)  # one warning per sample
     rewards = entries({**urls, "answer": f"http://127.0.0.1:{free_port()}"})
     data = rollout_batch(build_tokenizer(), samples(16))
 
