@@ -3,8 +3,10 @@
 It reads a service's max_batch once, splits big batches and sends the chunks concurrently, retries
 what is worth retrying (connection failures, 502/503/504) with backoff and jitter, honours
 Retry-After, fails over between several URLs, and gives up at an overall deadline with an error
-that names the service, the URL and the last cause. `inproc://<service>` serves the same app in
-this process, through the same contract, without a socket.
+that names the service, the URL and the last cause. A service that refuses connections is known
+down once: every call (score, info, readiness) then fails at once after one quick probe, shared by
+concurrent callers. `inproc://<service>` serves the same app in this process, through the same
+contract, without a socket.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
-from proto.inproc import InprocApp
+from proto.inproc import Endpoint
 from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
 
 _JSON = {"content-type": "application/json"}
@@ -45,30 +47,6 @@ class RewardRequestError(RuntimeError):
         )
         self.service, self.url, self.status = service, url, status
         self.error_type, self.message = error_type, message
-
-
-class _Endpoint:
-    def __init__(self, url: str, token: str | None, connect_timeout: float):
-        self.url = url.rstrip("/")
-        self.connect_timeout = connect_timeout
-        self.inproc = InprocApp(url) if url.startswith("inproc://") else None
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        transport = self.inproc.transport if self.inproc else None
-        base = "http://inproc" if self.inproc else self.url
-        self.http = httpx.AsyncClient(
-            base_url=base, headers=headers, transport=transport,
-            timeout=httpx.Timeout(None, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
-
-    async def start(self) -> None:
-        if self.inproc:
-            await self.inproc.start()
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        if self.inproc:
-            await self.inproc.stop()
 
 
 class RewardClient:
@@ -101,12 +79,16 @@ class RewardClient:
         url_list = [urls] if isinstance(urls, str) else list(urls)
         if not url_list:
             raise ValueError("RewardClient needs at least one URL")
-        self._endpoints = [_Endpoint(u, token, connect_timeout_s) for u in url_list]
+        self._endpoints = [Endpoint(u, token, connect_timeout_s) for u in url_list]
         self.deadline_s = deadline_s
         self._backoff_s, self._backoff_max_s = backoff_s, backoff_max_s
         self._retry_after_cap_s = retry_after_cap_s
         self._unreachable_s = unreachable_s
-        self.down = False  # the last call found every URL refusing connections
+        self.down = False  # connections have been refused for unreachable_s, with no answer since
+        # Start of the unbroken run of refused connections, shared by every call on this client:
+        # concurrent callers give up together, and a late one does not start its own wait.
+        self._refused_since: float | None = None
+        self._flights: dict[str, asyncio.Future] = {}
         self._chunk_sem = asyncio.Semaphore(max_concurrent_chunks)
         self._next = 0
         self._info: ServiceInfo | None = None
@@ -132,13 +114,17 @@ class RewardClient:
         self._started = False
 
     async def info(self) -> ServiceInfo:
-        """The service's /v1/info, fetched once and kept."""
+        """The service's /v1/info, fetched once (by one request for concurrent callers) and kept."""
         if self._info is None:
             await self._start()
-            resp = await self._request("GET", "/v1/info", None, time.monotonic() + self.deadline_s)
-            self._info = ServiceInfo.model_validate_json(resp.content)
+            await self._gate()
+            self._info = await self._once("info", self._fetch_info)
             self.name = self._info.name
         return self._info
+
+    async def _fetch_info(self) -> ServiceInfo:
+        resp = await self._request("GET", "/v1/info", None, time.monotonic() + self.deadline_s)
+        return ServiceInfo.model_validate_json(resp.content)
 
     async def score(
         self,
@@ -149,8 +135,7 @@ class RewardClient:
         """Score `items`; rewards come back in the order given, whatever the chunking."""
         started = time.monotonic()
         deadline = started + self.deadline_s
-        if self.down:
-            await self._check_back_up()
+        await self._gate()
         parsed = [it if isinstance(it, ScoreItem) else ScoreItem.model_validate(it) for it in items]
         info = await self.info()
         size = info.limits.max_batch
@@ -183,7 +168,6 @@ class RewardClient:
         self, method: str, path: str, payload: bytes | None, deadline: float
     ) -> httpx.Response:
         attempt, cause, url = 0, "deadline passed before the first attempt", self._endpoints[0].url
-        refused_since: float | None = None  # start of an unbroken run of refused connections
         while (remaining := deadline - time.monotonic()) > 0:
             ep = self._pick()
             url = ep.url
@@ -199,53 +183,94 @@ class RewardClient:
             except _CONNECTION_ERRORS as exc:
                 cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 if isinstance(exc, httpx.ConnectError):
-                    refused_since = refused_since or time.monotonic()
-                    if self._down_for(refused_since):
-                        self.down = True
+                    if self._note_refusal():
                         raise RewardServiceError(
                             self.name, url, f"unreachable for {self._unreachable_s:g}s ({cause})",
                             unreachable=True,
                         ) from None
                     attempt += 1
-                    await self._pause(attempt, None, deadline)
+                    # Never sleep past the moment refusals will have lasted unreachable_s: the
+                    # attempt then decides, so the first caller pays unreachable_s, not more.
+                    await self._pause(attempt, None, min(deadline, self._down_at()))
                     continue
             else:
+                self._note_answer()
                 if resp.status_code == 200:
                     return resp
                 if resp.status_code not in RETRY_STATUSES:
                     raise self._refused(url, resp)
                 cause = f"HTTP {resp.status_code}: {_error_message(resp)}"
                 delay = _retry_after(resp, self._retry_after_cap_s)
-            refused_since = None
             attempt += 1
             await self._pause(attempt, delay, deadline)
         raise RewardServiceError(self.name, url, cause)
 
     async def ready(self, timeout_s: float = 2.0) -> str | None:
-        """None when some URL's /readyz says ready; otherwise why not (its message, or the failure)."""
+        """None when some URL's /readyz says ready; otherwise why not (its message, or the failure).
+
+        Refused connections count towards `unreachable_s` as a call's do, so a poller finds a
+        dead service down before the first score call has to wait for it.
+        """
         await self._start()
-        reason = "no URL"
+        try:
+            await self._gate()
+        except RewardServiceError as exc:
+            return f"{exc.url}: {exc.cause}"
+        reason, refused = "no URL", 0
         for ep in self._endpoints:
             try:
                 resp = await ep.http.get("/readyz", timeout=timeout_s)
             except httpx.HTTPError as exc:
                 reason = f"{ep.url}: {type(exc).__name__}"
+                refused += isinstance(exc, httpx.ConnectError)
                 continue
+            self._note_answer()
             if resp.status_code == 200:
                 return None
             reason = f"{ep.url}: HTTP {resp.status_code} {_error_message(resp)}"
+        if refused == len(self._endpoints):
+            self._note_refusal()
         return reason
 
-    async def _check_back_up(self) -> None:
-        # A service found down costs one quick probe per call until it answers again, not a
-        # full unreachable_s wait each time.
-        if not await self.reachable():
-            raise RewardServiceError(self.name, self._endpoints[0].url,
-                                     "still unreachable (its /healthz refuses connections)", unreachable=True)
-        self.down = False
+    async def _gate(self) -> None:
+        # A service known down costs each call one quick probe (shared by the calls waiting at
+        # the same moment) until it answers again, not a full unreachable_s wait each time.
+        if self.down:
+            if not await self._once("probe", self.reachable):
+                raise RewardServiceError(self.name, self._endpoints[0].url,
+                                         "still unreachable (its /healthz refuses connections)",
+                                         unreachable=True)
+            self._note_answer()
 
-    def _down_for(self, since: float) -> bool:
-        return self._unreachable_s is not None and time.monotonic() - since >= self._unreachable_s
+    def _note_refusal(self) -> bool:
+        """Note a refused connection; True once refusals have lasted unreachable_s (down)."""
+        now = time.monotonic()
+        if self._refused_since is None:
+            self._refused_since = now
+        if self._unreachable_s is not None and now - self._refused_since >= self._unreachable_s:
+            self.down = True
+        return self.down
+
+    def _down_at(self) -> float:
+        if self._unreachable_s is None or self._refused_since is None:
+            return float("inf")
+        return self._refused_since + self._unreachable_s
+
+    def _note_answer(self) -> None:
+        self._refused_since, self.down = None, False
+
+    async def _once(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        """`make()`, run once for all concurrent callers with this key; each gets its result or error."""
+        flight = self._flights.get(key)
+        if flight is None:
+            flight = self._flights[key] = asyncio.ensure_future(make())
+
+            def landed(done: asyncio.Future) -> None:
+                if self._flights.get(key) is done:
+                    del self._flights[key]
+
+            flight.add_done_callback(landed)
+        return await asyncio.shield(flight)
 
     async def reachable(self, timeout_s: float = 1.0) -> bool:
         """One quick GET /healthz on each URL, no retries: is any replica answering at all?"""
@@ -259,7 +284,7 @@ class RewardClient:
                 return True
         return False
 
-    def _pick(self) -> _Endpoint:
+    def _pick(self) -> Endpoint:
         ep = self._endpoints[self._next % len(self._endpoints)]
         self._next += 1
         return ep

@@ -1,4 +1,5 @@
-"""inproc://<service>: a service's ASGI app served in this process, through httpx, with no socket.
+"""Endpoint: one URL's httpx client, over a socket, or for inproc://<service> through the service's
+ASGI app served in this process, with no socket.
 
 proto/ must not depend on services/, so the app is imported by its dotted path at run time.
 The app's lifespan runs once per process however many clients share it, so weights load once.
@@ -67,3 +68,29 @@ class InprocApp:
             if entry[2] == 0:
                 del _STARTED[self.service]
                 await entry[1].__aexit__(None, None, None)
+
+
+class Endpoint:
+    """One URL of a service, as RewardClient talks to it."""
+
+    def __init__(self, url: str, token: str | None, connect_timeout: float):
+        self.url = url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.inproc = InprocApp(url) if url.startswith("inproc://") else None
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        transport = self.inproc.transport if self.inproc else None
+        base = "http://inproc" if self.inproc else self.url
+        self.http = httpx.AsyncClient(
+            base_url=base, headers=headers, transport=transport,
+            timeout=httpx.Timeout(None, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+
+    async def start(self) -> None:
+        if self.inproc:
+            await self.inproc.start()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        if self.inproc:
+            await self.inproc.stop()

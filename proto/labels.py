@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -47,6 +48,17 @@ def item_from(completion: str, prompt: Any, label: Any,
     item = ScoreItem(completion=completion, reference=obj.reference, prompt=prompt_text(prompt),
                      image_id=image_id, choices=obj.choices, meta=obj.meta)
     return item, images
+
+
+def plain(value: Any) -> Any:
+    """OmegaConf containers and numpy arrays (how verl hands config and labels over) as plain Python."""
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        return {str(k): plain(v) for k, v in value.items()}
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return [plain(v) for v in value]
+    return value
 
 
 def prompt_text(prompt: Any) -> str | None:

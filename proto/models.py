@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROTOCOL_VERSION = "1.0"
 
@@ -36,7 +36,9 @@ class ScoreItem(_Strict):
 
     completion: str = Field(description="The text to score; conversational completions are flattened.")
     reference: str | list[str] | None = Field(
-        default=None, description="Ground truth: a solution, accepted answers or reference texts."
+        default=None,
+        description="Ground truth: a solution, accepted answers or reference texts. A blank one "
+                    "(empty, white space, [] or only blanks) is no reference.",
     )
     prompt: str | None = Field(default=None, description="The question text.")
     image_id: str | None = Field(default=None, description="Key into the request's `images`.")
@@ -44,6 +46,15 @@ class ScoreItem(_Strict):
     meta: dict[str, Any] = Field(
         default_factory=dict, description="Per-item facts, e.g. answer_type, precision, language."
     )
+
+    @field_validator("reference")
+    @classmethod
+    def _blank_is_none(cls, value: str | list[str] | None) -> str | list[str] | None:
+        # OpenRLHF sends "" for every label without --label_key: a service that compares against
+        # a reference must see none (null, unscorable), never score against "" (a silent 0.0).
+        if isinstance(value, str):
+            return value if value.strip() else None
+        return value if value and any(r.strip() for r in value) else None
 
 
 class ScoreRequest(_Strict):

@@ -9,6 +9,9 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --upgrade pip 'setuptools>=77'
 # torch/torchvision are pinned in pyproject (2.14.1 / 0.29.1): nothing may pull another build in.
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# The released trainers (verl, OpenRLHF) whose own code tests/integrations runs: without their
+# declared GPU stacks, which would replace the torch above (the file says why and what it pins).
+.venv/bin/python -m pip install --quiet --no-deps -r tests/requirements-trainers.txt
 .venv/bin/python -m proto.schema --check
 .venv/bin/ruff check .
 exec .venv/bin/python -m pytest "$@"

@@ -220,7 +220,11 @@ def _finite(result: Scored) -> Scored:
 
 
 def _check_ready(state: ServiceState, scorer: Scorer) -> None:
-    reason = _not_ready_reason(state, scorer)
+    # A scorer that answers null for what it cannot reach (the gateway, for a reward service that
+    # is down) keeps scoring while its /readyz says why it is not ready: only loading and draining
+    # refuse its requests.
+    degraded_ok = getattr(scorer, "scores_when_degraded", False)
+    reason = state.not_ready_reason() if degraded_ok else _not_ready_reason(state, scorer)
     if reason:
         raise ServiceError(ErrorType.not_ready, reason, retry_after=5)
 

@@ -91,6 +91,7 @@ class _Service:
                                    max_batch=config.max_batch, on_batch=self._observe)
         self.metrics = metrics
         self.not_ready: str | None = "not checked yet"
+        self.fitted = False  # coalescer fitted to the service's /v1/info limits
 
     def _observe(self, n: int) -> None:
         if self.metrics is not None:
@@ -103,6 +104,9 @@ class Gateway:
     name = "gateway"
     version = VERSION
     params_model = NoParams
+    # /v1/score answers null (with the reason) for a service that is down, as the per-sample
+    # routes answer the fallback, rather than 503 for every item while /readyz names the service.
+    scores_when_degraded = True
 
     def __init__(self, config: GatewayConfig | None = None, config_path: Path | None = None):
         self.setup = config  # the GatewayConfig; `config()` is the Scorer protocol's method
@@ -163,6 +167,13 @@ class Gateway:
     async def _poll_once(self) -> None:
         async def one(svc: _Service) -> None:
             svc.not_ready = await svc.client.ready()
+            if svc.not_ready is None and not svc.fitted:
+                try:  # the service's concurrency caps the coalescer's batches in flight
+                    svc.coalescer.adopt((await svc.client.info()).limits)
+                    svc.fitted = True
+                except (RewardServiceError, RewardRequestError, ValidationError) as exc:
+                    log.warning("reward %r: /v1/info unreadable, its limits not known yet: %s",
+                                svc.entry.name, exc)
 
         await asyncio.gather(*(one(s) for s in self._services.values()))
 

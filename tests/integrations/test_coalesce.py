@@ -1,13 +1,15 @@
-"""proto.coalesce.Coalescer on a scripted client: order, image tables, max_batch, and shared failures."""
+"""proto.coalesce.Coalescer on a scripted client: order, image tables, max_batch, and shared failures;
+and what lets per-sample callers coalesce: one object per event loop, one loop for sync callers."""
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from proto.client import RewardServiceError
-from proto.coalesce import Coalescer
+from proto.coalesce import Coalescer, run_sync, shared
 from proto.models import ImageData, ItemDetail, ScoreItem, ScoreResponse
 
 
@@ -97,3 +99,73 @@ def test_submit_needs_max_batch_known():
 
     with pytest.raises(RuntimeError, match="max_batch"):
         asyncio.run(go())
+
+
+def test_shared_builds_once_per_loop_for_concurrent_callers_and_forgets_a_failure():
+    built = []
+
+    async def build():
+        built.append(asyncio.get_running_loop())
+        await asyncio.sleep(0.01)
+        if len(built) == 1:
+            raise RuntimeError("first build fails")
+        return object()
+
+    async def go():
+        first = await asyncio.gather(*(shared("thing", build) for _ in range(4)), return_exceptions=True)
+        again = await asyncio.gather(*(shared("thing", build) for _ in range(4)))
+        return first, again
+
+    first, again = asyncio.run(go())
+    assert all(isinstance(e, RuntimeError) for e in first)  # four callers, one failed build
+    assert len({id(x) for x in again}) == 1 and len(built) == 2  # then built once more, and kept
+    asyncio.run(go())
+    assert len(built) == 3  # a new loop builds its own, once
+
+
+def test_run_sync_callers_in_many_threads_meet_on_one_loop_and_coalesce():
+    client = ScriptedClient()
+
+    async def one(i: int):
+        coalescer = await shared("coalescer", lambda: _coalescer(client))
+        return await coalescer.score([ScoreItem(completion=str(i))])
+
+    with ThreadPoolExecutor(8) as pool:
+        out = list(pool.map(lambda i: run_sync(one(i)), range(8)))
+    assert [r[0] for r in out] == [[float(i)] for i in range(8)]
+    assert len(client.batches) == 1
+
+
+async def _coalescer(client) -> Coalescer:
+    return Coalescer(client, window_s=0.3, max_batch=8)
+
+
+class SlowClient(ScriptedClient):
+    """A service that takes 0.2 s per call."""
+
+    async def score(self, items, images=None, params=None):
+        await asyncio.sleep(0.2)
+        return await super().score(items, images, params)
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_a_one_at_a_time_service_gets_a_burst_as_one_call(in_flight):
+    client = SlowClient()
+
+    async def go():
+        coalescer = Coalescer(client, window_s=0.005, max_batch=100, max_in_flight=in_flight)
+        await coalescer.score([ScoreItem(completion="0")])  # its call time is now known
+        client.batches.clear()
+
+        async def later(i: int):
+            await asyncio.sleep(0.015 * i)  # four callers over 45 ms, each well past the 5 ms window
+            return await coalescer.score([ScoreItem(completion=str(i))])
+
+        return await asyncio.gather(*(later(i) for i in range(4)))
+
+    out = asyncio.run(go())
+    assert [r[0] for r in out] == [[float(i)] for i in range(4)]
+    if in_flight == 1:  # the window stretched to half of 0.2 s: one call, not one then the rest
+        assert len(client.batches) == 1
+    else:  # a service that scores calls side by side gets them as they come
+        assert len(client.batches) > 1

@@ -10,15 +10,9 @@ from PIL import Image
 
 from integrations.trl import RewardCallError, remote_rewards
 from tests.helpers import free_port
-from tests.services.gateway.support import rewards, services
+from tests.services.gateway.support import rewards
 
 GOOD = "<think>two</think><answer>2</answer>"
-
-
-@pytest.fixture(scope="module")
-def svc():
-    with services() as s:
-        yield s
 
 
 def test_functions_are_named_coroutines_with_weights(svc):
@@ -36,6 +30,13 @@ def test_none_is_kept_and_each_image_sent_once(svc):
     assert out[:2] == [1.0, 0.0]
     sent = svc["answer"][1].bodies[-1]
     assert len(sent["images"]) == 2 and all("b64" in v for v in sent["images"].values())
+
+
+def test_a_blank_reference_is_none(svc):
+    funcs, _ = remote_rewards(rewards(svc))
+    blanks = ["", "  ", [], ["", " "], None]
+    out = asyncio.run(funcs[1](prompts=["q"] * 5, completions=[GOOD] * 5, answers=blanks))
+    assert out == [None] * 5
 
 
 def test_a_dead_service_is_none_under_skip_and_raises_under_abort():

@@ -1,11 +1,9 @@
-"""The verl adapter called as verl calls it, against real services over HTTP.
-
-verl's reward loop (verl/experimental/reward_loop/reward_manager/naive.py, `run_single`, read at
-volcengine/verl@b178a3cd) awaits `compute_score(data_source=, solution_str=, ground_truth=,
-extra_info=)` once per sample and gathers a whole batch on one event loop; reward_kwargs are
-merged into each call (verl/trainer/ppo/reward.py, `get_custom_reward_fn`). The legacy batch
-manager (verl/workers/reward_manager/batch.py, `verify`) calls the function synchronously with
-`data_sources=, solution_strs=, ground_truths=, extra_infos=` and indexes the list it returns.
+"""The verl adapter run by verl 0.9.1's own code, in this process: its loader takes the adapter by file
+path (as docs/integrations.md says) or by module name, and its reward-loop worker
+(verl/experimental/reward_loop/reward_loop.py, `RewardLoopWorker.compute_score_batch`) hands each
+sample of a DataProto to the naive manager's `run_single`, which awaits `compute_score` (or runs a
+plain function in a thread) per sample. tests/integrations/test_verl_ray.py runs the managers that
+need ray's worker processes.
 """
 
 from __future__ import annotations
@@ -13,89 +11,78 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
+from verl.trainer.ppo.reward import get_custom_reward_fn
 
-from integrations.verl import compute_score, compute_score_batch
 from tests.helpers import free_port
+from tests.integrations.verl_support import calls, reward_loop, rollout_batch, verl_config
 from tests.services.gateway import payloads as p
-from tests.services.gateway.support import gateway, rewards, services
+from tests.services.gateway.support import rewards
 
 GOOD = "<think>two</think><answer>2</answer>"
+WRONG = "<think>three</think><answer>3</answer>"
+HANG_GUARD_S = 10  # ten times one unreachable_s: reached only if samples pay for a dead service in turn
 
 
-@pytest.fixture(scope="module")
-def svc():
-    with services() as s:
-        yield s
+@pytest.mark.parametrize("name", ["compute_score", "compute_score_sync"])
+def test_loaded_by_file_path_each_sample_is_scored_and_one_process_batches(svc, tokenizer, tokenizer_dir, name):
+    config = verl_config(tokenizer_dir, {"rewards": rewards(svc), "coalesce_ms": 300}, name=name)
+    before = calls(svc)
+    out = reward_loop(config, rollout_batch(tokenizer, [{"response": r, "ground_truth": "2"}
+                                                        for r in [GOOD, WRONG] * 2]))
+    assert [o["reward_score"] for o in out] == [1.5, 0.5] * 2
+    assert out[0]["reward_extra_info"] == {"score": 1.5, "format": 1.0, "answer": 1.0, "unscored": 0.0}
+    # Four samples in flight together in one process: one request per service. The sync form's
+    # calls come from verl's executor threads (at least 5 of them) and meet on one shared loop.
+    assert {n: c - before[n] for n, c in calls(svc).items()} == {"format": 1, "answer": 1}
 
 
-def _kwargs(svc, **extra) -> dict:
-    return {"rewards": rewards(svc), "coalesce_ms": 200, **extra}
+def test_loaded_by_module_name(svc, tokenizer_dir):
+    config = verl_config(tokenizer_dir, {"rewards": rewards(svc)}, path="pkg://integrations.verl")
+    score = get_custom_reward_fn(config)
+    out = asyncio.run(score(data_source="geo3k", solution_str=GOOD, ground_truth="2", extra_info={}))
+    assert out == {"score": 1.5, "format": 1.0, "answer": 1.0, "unscored": 0.0}
 
 
-def _gather(n: int, kwargs: dict, **sample) -> list:
-    async def run():
-        return await asyncio.gather(*(
-            compute_score(data_source=sample.get("data_source", "geo3k"),
-                          solution_str=GOOD if i % 2 else "<answer>3</answer>",
-                          ground_truth="2", extra_info={"index": i, **sample.get("extra", {})}, **kwargs)
-            for i in range(n)))
-    return asyncio.run(run())
+def test_a_blank_ground_truth_gives_the_fallback_flagged(svc, tokenizer, tokenizer_dir):
+    blanks = ["", "  ", [], ["", " "], None]
+    config = verl_config(tokenizer_dir, {"rewards": rewards(svc), "fallback": -1.0})
+    out = reward_loop(config, rollout_batch(tokenizer, [{"response": GOOD, "ground_truth": b} for b in blanks]))
+    assert all(o["reward_extra_info"] == {"score": 0.5 - 1.0, "format": 1.0, "answer": -1.0, "unscored": 1.0}
+               for o in out)
 
 
-def test_256_concurrent_single_samples_make_one_request_per_service(svc):
-    before = {name: rec.calls for name, (_, rec) in svc.items()}
-    out = _gather(256, _kwargs(svc))
-    assert {name: rec.calls - before[name] for name, (_, rec) in svc.items()} == {"format": 1, "answer": 1}
-    assert all(set(o) == {"score", "format", "answer", "unscored"} for o in out)
-    assert all(v is not None for o in out for v in o.values())
-    assert out[1] == {"score": 1.5, "format": 1.0, "answer": 1.0, "unscored": 0.0}
-    assert out[0] == {"score": 0.0, "format": 0.0, "answer": 0.0, "unscored": 0.0}
-
-
-def test_routes_pick_rewards_per_data_source_and_keep_every_key(svc):
-    out = _gather(4, _kwargs(svc, routes={"ocr": ["answer"]}), data_source="ocr")
-    assert out[1] == {"score": 1.0, "format": 0.0, "answer": 1.0, "unscored": 0.0}  # format not asked
-
-
-def test_a_dead_service_gives_the_fallback_flagged_never_none(svc):
+def test_sixteen_samples_with_a_dead_service_all_get_the_fallback(svc, tokenizer, tokenizer_dir):
     dead = f"http://127.0.0.1:{free_port()}"
-    kwargs = {"rewards": rewards(svc, answer={"url": dead, "unreachable_s": 0.3}), "fallback": -1.0}
-    out = _gather(8, kwargs)
-    assert all(o["answer"] == -1.0 and o["unscored"] == 1.0 for o in out)
-    assert out[1]["score"] == 0.5 * 1.0 - 1.0
+    kwargs = {"rewards": rewards(svc, answer={"url": dead, "unreachable_s": 1.0}), "fallback": -1.0}
+    data = rollout_batch(tokenizer, [{"response": GOOD, "ground_truth": "2"}] * 16)
+    out = reward_loop(verl_config(tokenizer_dir, kwargs), data, guard_s=HANG_GUARD_S)
+    assert all(o["reward_extra_info"] == {"score": 0.5 - 1.0, "format": 1.0, "answer": -1.0, "unscored": 1.0}
+               for o in out)
 
 
-def test_image_from_extra_info_reaches_the_service(svc):
+def test_routes_images_and_label_objects(svc, tokenizer, tokenizer_dir):
     image = p.png_b64()
-    _gather(2, _kwargs(svc), extra={"image": image})
-    sent = svc["answer"][1].bodies[-1]
-    assert list(sent["images"].values()) == [{"b64": image}]  # two samples, one image entry
-    assert all(it["image_id"] in sent["images"] for it in sent["items"])
+    samples = [{"response": GOOD, "ground_truth": "2", "data_source": "ocr", "extra_info": {"image": image}},
+               {"response": "<think>t</think><answer>two</answer>", "ground_truth": {"reference": ["2", "two"]}}]
+    config = verl_config(tokenizer_dir, {"rewards": rewards(svc), "routes": {"ocr": ["answer"]}})
+    ocr, label_object = reward_loop(config, rollout_batch(tokenizer, samples))
+    # ocr asks only `answer`: format keeps its key (the fallback) but neither counts nor flags
+    assert ocr["reward_extra_info"] == {"score": 1.0, "format": 0.0, "answer": 1.0, "unscored": 0.0}
+    assert label_object["reward_extra_info"]["answer"] == 1.0
+    sent = [b for b in svc["answer"][1].bodies if b.get("images")][-1]
+    assert list(sent["images"].values()) == [{"b64": image}]
 
 
-def test_label_object_ground_truth(svc):
-    async def one():
-        return await compute_score("geo3k", "<answer>two</answer>", {"reference": ["2", "two"]}, {},
-                                   **_kwargs(svc))
-    assert asyncio.run(one())["answer"] == 1.0
+def test_a_bad_config_is_named(svc, tokenizer_dir):
+    for kwargs, message in [({}, "exactly one of 'rewards'"),
+                            ({"rewards": rewards(svc), "routes": {"d": ["nope"]}}, "not configured")]:
+        score = get_custom_reward_fn(verl_config(tokenizer_dir, kwargs))
+        with pytest.raises(ValueError, match=message):
+            asyncio.run(score(data_source="d", solution_str="s", ground_truth="g", extra_info={}))
 
 
-def test_batch_form_sync_as_the_legacy_manager_calls_it(svc):
-    out = compute_score_batch(data_sources=["a", "b"], solution_strs=[GOOD, "x"], ground_truths=["2", "2"],
-                              extra_infos=[{}, {}], **_kwargs(svc))
-    assert [o["score"] for o in out] == [1.5, 0.0]
-
-
-def test_through_the_gateway_the_keys_come_from_its_rewards(svc):
-    with gateway(rewards(svc)) as (url, _):
-        out = _gather(4, {"gateway": url})
-    assert out[1] == {"score": 1.5, "format": 1.0, "answer": 1.0, "unscored": 0.0}
-    assert {tuple(o) for o in out} == {("score", "format", "answer", "unscored")}
-
-
-def test_bad_config_is_named():
-    with pytest.raises(ValueError, match="exactly one of 'rewards'"):
-        asyncio.run(compute_score("d", "s", "g", {}))
-    with pytest.raises(ValueError, match="not configured"):
-        asyncio.run(compute_score("d", "s", "g", {}, rewards=[{"name": "a", "url": "http://x"}],
-                                  routes={"d": ["b"]}))
+def test_verl_0_9_has_no_batch_reward_manager():
+    # docs/integrations.md no longer offers the legacy `batch` manager: 0.9's reward loop lacks it.
+    with pytest.raises(ValueError, match="Unknown reward manager: batch"):
+        get_reward_manager_cls("batch")

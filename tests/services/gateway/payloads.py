@@ -4,8 +4,9 @@ OpenRLHF, openrlhf/utils/agent.py @ 04655bc3f38cd33109101fb948673aef3db37a9c:
     `SingleTurnAgentExecutor.execute` decodes prompt + response token ids with
     `skip_special_tokens=False` into `query`, then `_fetch_rewards_via_http([query], [prompt], [label])`
     splits the lists over the comma-separated reward URLs (`batch_size = ceil(n / num_servers)`), so
-    with one sample and two URLs the second gets `{"query": [], "prompts": [], "labels": []}`. It
-    reads `rewards`, `scores` and `extra_logs` of the answer.
+    with one sample and two URLs the second gets `{"query": [], "prompts": [], "labels": []}` (0.11.2
+    no longer sends that empty shard; older releases do). It reads `rewards`, `scores` and
+    `extra_logs` of the answer. tests/integrations/test_openrlhf.py runs 0.11.2's own executor.
 OpenRLHF VLM prompts, openrlhf/utils/vlm_utils.py @ 27657471ff158506ffd847fc03004a56747cf1e3:
     `process_prompt_with_images` tokenises the prompt with the processor, which expands each
     `<|image_pad|>` into one token per merged patch, so the decoded `query` carries N pads while
