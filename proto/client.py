@@ -18,35 +18,23 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
+from proto.client_errors import (
+    RewardRequestError,
+    RewardServiceError,
+    error_message,
+    refused,
+    retry_after,
+)
 from proto.inproc import Endpoint
-from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
+from proto.models import ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
+
+__all__ = ["RETRY_STATUSES", "RewardClient", "RewardRequestError", "RewardServiceError"]
 
 _JSON = {"content-type": "application/json"}
 RETRY_STATUSES = frozenset({502, 503, 504})
 # Timeouts are handled on their own, before these: they mean the deadline, not a broken connection.
 _CONNECTION_ERRORS = (httpx.ConnectError, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-
-
-class RewardServiceError(RuntimeError):
-    """The service could not give an answer before the deadline (down, overloaded, or failing)."""
-
-    def __init__(self, service: str, url: str, cause: str, *, unreachable: bool = False):
-        super().__init__(f"reward service {service!r} at {url} gave no answer: {cause}")
-        self.service, self.url, self.cause = service, url, cause
-        self.unreachable = unreachable  # refused connections, not slowness: the service is down
-
-
-class RewardRequestError(RuntimeError):
-    """The service refused the request itself (validation, size, auth): retrying cannot help."""
-
-    def __init__(self, service: str, url: str, status: int, error_type: str, message: str):
-        super().__init__(
-            f"reward service {service!r} at {url} refused the request ({status} {error_type}): {message}"
-        )
-        self.service, self.url, self.status = service, url, status
-        self.error_type, self.message = error_type, message
 
 
 class RewardClient:
@@ -198,9 +186,9 @@ class RewardClient:
                 if resp.status_code == 200:
                     return resp
                 if resp.status_code not in RETRY_STATUSES:
-                    raise self._refused(url, resp)
-                cause = f"HTTP {resp.status_code}: {_error_message(resp)}"
-                delay = _retry_after(resp, self._retry_after_cap_s)
+                    raise refused(self.name, url, resp)
+                cause = f"HTTP {resp.status_code}: {error_message(resp)}"
+                delay = retry_after(resp, self._retry_after_cap_s)
             attempt += 1
             await self._pause(attempt, delay, deadline)
         raise RewardServiceError(self.name, url, cause)
@@ -227,7 +215,7 @@ class RewardClient:
             self._note_answer()
             if resp.status_code == 200:
                 return None
-            reason = f"{ep.url}: HTTP {resp.status_code} {_error_message(resp)}"
+            reason = f"{ep.url}: HTTP {resp.status_code} {error_message(resp)}"
         if refused == len(self._endpoints):
             self._note_refusal()
         return reason
@@ -298,25 +286,3 @@ class RewardClient:
             rounds = attempt // len(self._endpoints)
             retry_after = random.uniform(0, min(self._backoff_max_s, self._backoff_s * 2 ** (rounds - 1)))
         await asyncio.sleep(max(0.0, min(retry_after, deadline - time.monotonic())))
-
-    def _refused(self, url: str, resp: httpx.Response) -> RewardRequestError:
-        try:
-            err = ErrorResponse.model_validate_json(resp.content).error
-            return RewardRequestError(self.name, url, resp.status_code, err.type.value, err.message)
-        except ValidationError:
-            return RewardRequestError(self.name, url, resp.status_code, "unknown", resp.text[:300])
-
-
-def _error_message(resp: httpx.Response) -> str:
-    try:
-        return ErrorResponse.model_validate_json(resp.content).error.message
-    except ValidationError:
-        return resp.text[:200] or resp.reason_phrase
-
-
-def _retry_after(resp: httpx.Response, cap: float) -> float | None:
-    value = resp.headers.get("retry-after")
-    try:
-        return min(float(value), cap) if value is not None else None
-    except ValueError:
-        return None
