@@ -10,6 +10,7 @@ from PIL import Image
 
 from proto.models import ImageData, ScoreItem
 from services.clip_cider.clip import ClipEmbedder
+from services.clip_cider.metrics import RequestStages
 from services.common.images import (
     ImageRejected,
     PixelBudget,
@@ -30,68 +31,74 @@ def embed_request_images(
     root: Path | None,
     max_pixels: int,
     request_pixels: int | None = None,
+    stages: RequestStages | None = None,
 ) -> ImageEmbeddings:
     """Embeddings of the images `items` use; a bad image costs only the items that use it.
 
     Images are keyed by the hash of their encoded bytes, so the K completions of a GRPO group, two
     ids naming the same file, and the same image in a later request all share one embedding.
     """
+    stages = stages or RequestStages()
     result: ImageEmbeddings = {}
     hash_of: dict[str, str] = {}
     raw_of: dict[str, bytes] = {}
-    for image_id in dict.fromkeys(it.image_id for it in items if it.image_id is not None):
-        data = images.get(image_id)
-        if data is None:
-            result[image_id] = f"image_id {image_id!r} is not in the request's images"
-            continue
-        try:
-            raw = image_bytes(data, root)
-        except ImageRejected as exc:
-            result[image_id] = str(exc)
-            continue
-        hash_of[image_id] = digest = content_hash(raw)
-        raw_of.setdefault(digest, raw)
+    with stages.time("decode"):
+        for image_id in dict.fromkeys(it.image_id for it in items if it.image_id is not None):
+            data = images.get(image_id)
+            if data is None:
+                result[image_id] = f"image_id {image_id!r} is not in the request's images"
+                continue
+            try:
+                raw = image_bytes(data, root)
+            except ImageRejected as exc:
+                result[image_id] = str(exc)
+                continue
+            hash_of[image_id] = digest = content_hash(raw)
+            raw_of.setdefault(digest, raw)
 
     found: dict[str, torch.Tensor | str] = dict(embedder.cache.get_many(list(raw_of)))
     missing = {h: r for h, r in raw_of.items() if h not in found}
     budget = PixelBudget(request_pixels) if request_pixels is not None else None
-    found.update(_embed_missing(embedder, missing, max_pixels, budget))
+    found.update(_embed_missing(embedder, missing, max_pixels, budget, stages))
     for image_id, digest in hash_of.items():
         result[image_id] = found[digest]
     return result
 
 
 def _embed_missing(
-    embedder: ClipEmbedder, raw_of: dict[str, bytes], max_pixels: int, budget: PixelBudget | None
+    embedder: ClipEmbedder, raw_of: dict[str, bytes], max_pixels: int, budget: PixelBudget | None,
+    stages: RequestStages,
 ) -> dict[str, torch.Tensor | str]:
-    """Decode one image at a time, each reduced to about twice the model's input while decoding.
+    """Decode the images on the embedder's threads, each reduced while it decodes, then embed them.
 
-    Only one full-size buffer exists at any moment and the reduced copies are small, so a request
-    of sixteen 6000x6000 PNGs peaks near one decode, not sixteen.
+    A JPEG decodes by DCT scaling straight to about the model's input side; other formats are box
+    reduced to no less than twice that. Large decodes take turns (services.common.images), so a
+    request of sixteen 6000x6000 PNGs peaks near one full-size buffer, not sixteen.
     """
-    out: dict[str, torch.Tensor | str] = {}
-    decoded: dict[str, Image.Image] = {}
-    min_side = 2 * _input_side(embedder)
-    for digest, raw in raw_of.items():
+    side = embedder.input_side
+
+    def decode(raw: bytes) -> Image.Image | str:
         try:
-            img = decode_image(raw, max_pixels, budget=budget, min_side=min_side)
+            return decode_image(raw, max_pixels, budget=budget, min_side=2 * side, draft_side=side)
         except ImageRejected as exc:
-            out[digest] = str(exc)
-            continue
-        decoded[digest] = img
-    if decoded:
-        embeddings = embedder.embed_images(list(decoded.values()))
+            return str(exc)
+
+    with stages.time("decode"):
+        decoded = dict(zip(raw_of, embedder.parallel(decode, raw_of.values()), strict=True))
+    out: dict[str, torch.Tensor | str] = {d: img for d, img in decoded.items() if isinstance(img, str)}
+    usable = {d: img for d, img in decoded.items() if not isinstance(img, str)}
+    decoded.clear()
+    if usable:
+        with stages.time("preprocess"):
+            pixels = embedder.pixel_batch(embedder.parallel(embedder.prepare, usable.values()))
+        usable = dict.fromkeys(usable)  # the decoded images are no longer needed
+        with stages.time("forward"):
+            embeddings = embedder.embed_pixels(pixels)
+        del pixels
         # clone(): a cached row must not keep the whole batch's tensor alive.
-        fresh = {d: e.clone() for d, e in zip(decoded, embeddings, strict=True)}
+        fresh = {d: e.clone() for d, e in zip(usable, embeddings, strict=True)}
         embedder.cache.put_many(fresh)
         out.update(fresh)
-        decoded.clear()
         # glibc keeps the freed decode buffers otherwise: RSS would stay at the request's peak.
         release_memory()
     return out
-
-
-def _input_side(embedder: ClipEmbedder) -> int:
-    """The side of the square the model sees (224 for ViT-B-32)."""
-    size = getattr(getattr(embedder.model, "visual", None), "image_size", 224)
-    return int(max(size) if isinstance(size, tuple | list) else size)

@@ -15,7 +15,7 @@ from proto.models import ScoreItem
 from services.clip_cider.cider import CiderD, Corpus, load_corpus
 from services.clip_cider.clip import CLIP_WEIGHT, PROMPT_PREFIX, ClipEmbedder, ClipSpec, clip_score
 from services.clip_cider.images import ImageEmbeddings, embed_request_images
-from services.clip_cider.metrics import ClipCiderCollector
+from services.clip_cider.metrics import ClipCiderCollector, RequestStages, StageClock
 from services.clip_cider.settings import ClipCiderSettings
 from services.clip_cider.text import (
     TOKENIZER_VERSIONS,
@@ -106,7 +106,9 @@ class ClipCiderScorer:
             batch_rows=settings.clip_batch_rows,
             batch_wait_s=settings.clip_batch_wait_ms / 1000,
             cache_size=settings.image_cache_size,
+            decode_threads=settings.clip_decode_threads,
         )
+        self.stages = StageClock()
         self._corpus: Corpus | None = None
         # The fixed corpus's document frequencies under each tokenizer, built on first use.
         self._cider_by_tokenizer: dict[str, CiderD] = {}
@@ -165,6 +167,7 @@ class ClipCiderScorer:
 
     def register_metrics(self, registry) -> None:
         registry.register(ClipCiderCollector(self.embedder))
+        self.stages.register(registry)
 
     def score(self, batch: Batch) -> list[Scored]:
         if not self.embedder.ready:
@@ -172,13 +175,17 @@ class ClipCiderScorer:
         items: list[ScoreItem] = list(batch.items)
         params: ClipCiderParams = batch.params
         tokenize = tokenizer_for(params.tokenizer)
-        prepared = [
-            _Prepared(extract_explanation(it.completion, params.explain_tag), _references(it, tokenize))
-            for it in items
-        ]
-        plan = self._plan(params, [p.references for p in prepared if p.references])
-        self._embed(items, prepared, batch)
-        return score_each(prepared, lambda p: _combine(p, plan))
+        with self.stages.request() as stages:
+            with stages.time("cider"):
+                prepared = [
+                    _Prepared(extract_explanation(it.completion, params.explain_tag),
+                              _references(it, tokenize))
+                    for it in items
+                ]
+                plan = self._plan(params, [p.references for p in prepared if p.references])
+            self._embed(items, prepared, batch, stages)
+            with stages.time("cider"):
+                return score_each(prepared, lambda p: _combine(p, plan))
 
     def _plan(self, params: ClipCiderParams, request_refs: list[list[list[str]]]) -> _Plan:
         s = self.settings
@@ -208,10 +215,11 @@ class ClipCiderScorer:
                 )
             return self._cider_by_tokenizer[tokenizer]
 
-    def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
+    def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch,
+               stages: RequestStages) -> None:
         images: ImageEmbeddings = embed_request_images(
             self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels,
-            self.settings.max_request_pixels,
+            self.settings.max_request_pixels, stages,
         )
         for it, p in zip(items, prepared, strict=True):
             p.image = images.get(it.image_id) if it.image_id is not None else None
@@ -220,7 +228,9 @@ class ClipCiderScorer:
             PROMPT_PREFIX + p.explanation for p in prepared if isinstance(p.image, torch.Tensor)
         ))
         if prompts:
-            by_prompt = dict(zip(prompts, self.embedder.embed_texts(prompts), strict=True))
+            with stages.time("forward"):
+                embedded = self.embedder.embed_texts(prompts)
+            by_prompt = dict(zip(prompts, embedded, strict=True))
             for p in prepared:
                 if isinstance(p.image, torch.Tensor):
                     p.text = by_prompt[PROMPT_PREFIX + p.explanation]

@@ -21,6 +21,8 @@ class ClipCiderSettings(ServiceSettings):
             open_clip first, named by file stem; how tests get a tiny model.
         clip_device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         clip_batch_rows / clip_batch_wait_ms: micro-batching of concurrent requests on the device.
+        clip_decode_threads: threads decoding and preprocessing images, shared by all requests;
+            0 takes torch's intra-op thread count (OMP_NUM_THREADS), at most 8.
         image_cache_size: image embeddings kept across requests, keyed by content hash.
 
     CIDEr-D:
@@ -44,6 +46,7 @@ class ClipCiderSettings(ServiceSettings):
     clip_seed: int = Field(default=0, description="Seed of random weights (clip_pretrained empty).")
     clip_batch_rows: int = Field(default=64, ge=1, le=4096)
     clip_batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    clip_decode_threads: int = Field(default=0, ge=0, le=64)
     image_cache_size: int = Field(default=4096, ge=0)
     corpus_path: Path | None = None
     w_clip: float = Field(default=0.5, ge=0)

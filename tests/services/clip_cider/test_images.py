@@ -1,6 +1,7 @@
 """Images in clip_cider: per-request dedup, the cross-request cache, confinement to the root, bad images."""
 
 import os
+import threading
 
 import pytest
 from PIL import Image
@@ -127,3 +128,43 @@ def test_paths_refused_without_a_root(tiny_config):
     with loaded(settings_for(tiny_config)) as s:
         [r] = run(s, grpo_items(["a"], 1), {"a": {"path": "sub/ok.png"}})
     assert r.reward is None and "no image root" in r.reason
+
+
+def test_stage_seconds_reach_prometheus_once_per_request(scorer):
+    registry = CollectorRegistry()
+    scorer.register_metrics(registry)
+
+    def sample(kind, stage):
+        return registry.get_sample_value(f"clip_cider_stage_seconds_{kind}", {"stage": stage}) or 0.0
+
+    stages = ("decode", "preprocess", "forward", "cider")
+    images = {"n": b64(encode(image(31))), "m": b64(encode(image(32)))}
+    items = [it.model_copy(update={"reference": "a photo of noise"}) for it in grpo_items(["n", "m"], 4)]
+    before = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    run(scorer, items, images)
+    first = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    run(scorer, items, images)  # the same images again: cache hits, nothing to preprocess
+    second = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    for s in stages:
+        assert first[s][0] == before[s][0] + 1 and second[s][0] == first[s][0] + 1, s
+        assert first[s][1] > before[s][1], s
+    assert second["preprocess"][1] == first["preprocess"][1]
+    assert second["forward"][1] > first["forward"][1]  # the texts still go through CLIP
+    assert scorer.stages.snapshot()["requests"] >= 2
+
+
+def test_a_requests_images_decode_concurrently(tiny_config, monkeypatch):
+    import services.clip_cider.images as images_module
+
+    # Each decode waits for another one to be in flight: one at a time, the barrier breaks.
+    barrier = threading.Barrier(2, timeout=10)
+    real = images_module.decode_image
+
+    def decode_in_company(raw, *args, **kwargs):
+        barrier.wait()
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "decode_image", decode_in_company)
+    with loaded(settings_for(tiny_config, clip_decode_threads=2)) as s:
+        results = run(s, grpo_items(["a", "b"], 1), {"a": b64(encode(image(50))), "b": b64(encode(image(51)))})
+    assert [r.status for r in results] == [ItemStatus.ok] * 2
