@@ -220,7 +220,7 @@ class ClipEmbedder:
             return self.preprocess(img)
         if self.preprocess_on_device:
             return np.asarray(img)
-        return self.resize_crop.crop_resized(img)
+        return self.resize_crop.crop_on_cpu(img)
 
     def pixel_batch(self, prepared: Sequence[Any]) -> torch.Tensor:
         """The model's input batch, on the model's device, from `prepare`'s outputs."""

@@ -89,12 +89,12 @@ def test_the_pixels_are_open_clips_pixels(size):
     img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     levels = torch.tensor(resize_crop.std).view(3, 1, 1) * 255  # normalised units -> 0..255 levels
     ref = preprocess(img)
-    pil = ((resize_crop.batch([resize_crop.crop_resized(img)], "cpu")[0] - ref).abs() * levels)
-    tensor_ops = ((resize_crop.on_device([np.asarray(img)], "cpu")[0] - ref).abs() * levels)
-    # PIL resamples the crop with open_clip's filter and geometry: at most a rounding step apart.
-    assert pil.max() <= 1.0 + 1e-3 and pil.mean() < 0.01
-    # torch's antialiased kernels are close to PIL's, not equal (bilinear would be ~5 levels off).
-    assert tensor_ops.mean() < 0.5
+    cpu = ((resize_crop.batch([resize_crop.crop_on_cpu(img)], "cpu")[0] - ref).abs() * levels)
+    float_ops = ((resize_crop.on_device([np.asarray(img)], "cpu")[0] - ref).abs() * levels)
+    # torch's uint8 kernels: open_clip's filter and geometry, a rounding step or two from PIL's.
+    assert cpu.max() <= 2.0 + 1e-3 and cpu.mean() < 0.05
+    # Its float kernels are close to PIL's, not equal (bilinear would be ~5 levels off).
+    assert float_ops.mean() < 0.5
 
 
 @pytest.mark.parametrize("mode", ["squash", "longest"])

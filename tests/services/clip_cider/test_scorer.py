@@ -117,10 +117,11 @@ class TestClipScore:
         items = [ScoreItem(completion=f"<explain>{t}</explain>", image_id=f"im{i}") for i, t in pairs]
         with loaded(settings_for(tiny_config, clip_pretrained=str(path))) as s:
             results = score(s, items, {f"im{i}": b64(encode(im)) for i, im in enumerate(imgs)})
-        # The PNG round trip is lossless, so the service sees the same pixels as `imgs`.
+        # The PNG round trip is lossless; the service resizes with torch's uint8 kernels, within a
+        # rounding step of the PIL resize open_clip's preprocess does (tests/.../test_fast_pixels).
         expected = [_direct_clip(model, preprocess, tokenizer, imgs[i], t) for i, t in pairs]
-        assert [r.parts["clip"] for r in results] == pytest.approx(expected, abs=1e-5)
-        assert [r.reward for r in results] == pytest.approx([e / 2.5 for e in expected], abs=1e-6)
+        assert [r.parts["clip"] for r in results] == pytest.approx(expected, abs=1e-3)
+        assert [r.reward for r in results] == pytest.approx([r.parts["clip"] / 2.5 for r in results], abs=1e-9)
         # Both sides of max(cos, 0) are exercised.
         assert any(e == 0.0 for e in expected) and any(e > 0.0 for e in expected)
 
