@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -174,7 +175,8 @@ class ClipCiderScorer:
             raise NotReadyError(self.not_ready_reason() or "CLIP is not loaded")
         items: list[ScoreItem] = list(batch.items)
         params: ClipCiderParams = batch.params
-        tokenize = tokenizer_for(params.tokenizer)
+        # A GRPO group's K completions share one reference list: each distinct text is tokenized once.
+        tokenize = functools.lru_cache(maxsize=None)(tokenizer_for(params.tokenizer))
         with self.stages.request() as stages:
             with stages.time("cider"):
                 prepared = [

@@ -253,3 +253,33 @@ class TestLifecycleAndConfig:
         monkeypatch.setenv("CLIP_CIDER_W_CIDER", "0")
         with pytest.raises(ValidationError, match="both 0"):
             ClipCiderSettings()
+
+
+
+def test_a_groups_shared_references_are_vectorised_once(scorer):
+    """The golden tests above check the values; this checks the K completions share the work."""
+    row = GOLDEN[7]
+    group = [ScoreItem(completion=f"<explain>{row['candidate']} {j}</explain>", reference=row["references"])
+             for j in range(8)]
+    cached = scorer._fixed_cider("default")._reference_vector
+    before = cached.cache_info()
+    score(scorer, group)
+    after = cached.cache_info()
+    assert after.misses - before.misses <= len(row["references"])
+    assert after.hits - before.hits >= 7 * len(row["references"])
+
+
+def test_a_groups_shared_references_are_tokenized_once(scorer, monkeypatch):
+    import services.clip_cider.scorer as scorer_module
+
+    seen = []
+    real = scorer_module.tokenizer_for
+
+    def counting(name):
+        tokenize = real(name)
+        return lambda text: seen.append(text) or tokenize(text)
+
+    monkeypatch.setattr(scorer_module, "tokenizer_for", counting)
+    row = GOLDEN[7]
+    score(scorer, [ScoreItem(completion=f"<explain>x {j}</explain>", reference=row["references"]) for j in range(8)])
+    assert sorted(t for t in seen if t in row["references"]) == sorted(row["references"])
