@@ -42,19 +42,16 @@ def embed_request_images(
     result: ImageEmbeddings = {}
     hash_of: dict[str, str] = {}
     raw_of: dict[str, bytes] = {}
+    ids = list(dict.fromkeys(it.image_id for it in items if it.image_id is not None))
     with stages.time("decode"):
-        for image_id in dict.fromkeys(it.image_id for it in items if it.image_id is not None):
-            data = images.get(image_id)
-            if data is None:
-                result[image_id] = f"image_id {image_id!r} is not in the request's images"
-                continue
-            try:
-                raw = image_bytes(data, root)
-            except ImageRejected as exc:
-                result[image_id] = str(exc)
-                continue
-            hash_of[image_id] = digest = content_hash(raw)
-            raw_of.setdefault(digest, raw)
+        # Base64 or the file, and the hash (hashlib releases the GIL), on the decoding threads.
+        loaded = embedder.parallel(lambda i: _encoded(images.get(i), i, root), ids)
+    for image_id, got in zip(ids, loaded, strict=True):
+        if isinstance(got, str):
+            result[image_id] = got
+            continue
+        hash_of[image_id], raw = got
+        raw_of.setdefault(hash_of[image_id], raw)
 
     found: dict[str, torch.Tensor | str] = dict(embedder.cache.get_many(list(raw_of)))
     missing = {h: r for h, r in raw_of.items() if h not in found}
@@ -63,6 +60,17 @@ def embed_request_images(
     for image_id, digest in hash_of.items():
         result[image_id] = found[digest]
     return result
+
+
+def _encoded(data: ImageData | None, image_id: str, root: Path | None) -> tuple[str, bytes] | str:
+    """(content hash, encoded bytes) of one image, or why it cannot be had."""
+    if data is None:
+        return f"image_id {image_id!r} is not in the request's images"
+    try:
+        raw = image_bytes(data, root)
+    except ImageRejected as exc:
+        return str(exc)
+    return content_hash(raw), raw
 
 
 def _embed_missing(
