@@ -168,3 +168,24 @@ def test_a_requests_images_decode_concurrently(tiny_config, monkeypatch):
     with loaded(settings_for(tiny_config, clip_decode_threads=2)) as s:
         results = run(s, grpo_items(["a", "b"], 1), {"a": b64(encode(image(50))), "b": b64(encode(image(51)))})
     assert [r.status for r in results] == [ItemStatus.ok] * 2
+
+
+def test_a_trl_request_with_a_shared_root_scores_as_one_with_bytes(tiny_config, tmp_path):
+    from integrations.trl_items import build_items
+
+    files = []
+    for i in range(3):
+        files.append(tmp_path / "data" / f"{i}.jpg")
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_bytes(encode(image(60 + i, (120, 90)), fmt="JPEG"))
+    columns = {"image": [Image.open(f) for f in files for _ in range(2)]}
+    completions = [f"<explain>a photo {j}</explain>" for j in range(6)]
+    by_path = build_items(["p"] * 6, completions, columns, image_root=tmp_path / "data")
+    by_bytes = build_items(["p"] * 6, completions, columns)
+    assert {d.path for d in by_path[1].values()} == {"0.jpg", "1.jpg", "2.jpg"}
+    with loaded(settings_for(tiny_config, image_root=tmp_path / "data")) as s:
+        paths, d = delta(s, lambda: [r.parts["clip"] for r in s.score(Batch(*by_path, ClipCiderParams()))])
+        raw, again = delta(s, lambda: [r.parts["clip"] for r in s.score(Batch(*by_bytes, ClipCiderParams()))])
+    # The same files: the bytes sent the second time hit the cache the paths filled.
+    assert (d["images_embedded"], again["images_embedded"], again["image_cache_hits"]) == (3, 0, 3)
+    assert paths == raw
