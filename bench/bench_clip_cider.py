@@ -111,7 +111,9 @@ def serve(scorer: ClipCiderScorer, body: bytes) -> tuple[float, float]:
 
 
 def build(device: str, model: str) -> ClipCiderScorer:
-    settings = ClipCiderSettings(clip_model=model, clip_pretrained="", clip_device=device, corpus_path=GOLDEN)
+    """The service as compose runs it on `device` (the GPU service's CLIP_CIDER_CLIP_BATCH_ROWS)."""
+    settings = ClipCiderSettings(clip_model=model, clip_pretrained="", clip_device=device, corpus_path=GOLDEN,
+                                 clip_batch_rows=64 if device == "cpu" else 256)
     scorer = ClipCiderScorer(settings)
     scorer.load()
     return scorer
@@ -134,7 +136,8 @@ def run_block(scorer: ClipCiderScorer, bodies: list[bytes], in_flight: int) -> d
     return out
 
 
-def stages_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages) -> list[str]:
+def stages_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages,
+                 goals: dict[str, float]) -> list[str]:
     counts = {d: (args.requests if d == "cpu" else args.requests * args.gpu_factor) for d in scorers}
     totals: dict[tuple[str, int], list[dict[str, float]]] = {}
     for scorer in scorers.values():  # warm every path on full-size requests, untimed
@@ -148,38 +151,38 @@ def stages_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages) -
              f"completions, {args.rounds} rounds (devices alternate), decode threads "
              + ", ".join(f"{d} {s.embedder.decode_threads}" for d, s in scorers.items()),
              f"{'device':<8}{'in flight':>10}{'new img/s':>11}{'items/s':>10}{'median ms':>11}"
-             + "".join(f"{s + ' ms':>13}" for s in ("wire", *STAGES, "other"))]
+             + "".join(f"{s + ' ms':>15}" for s in ("wire", *STAGES, "other"))]
     rates = {}
     for (device, in_flight), blocks in totals.items():
         n = sum(b["requests"] for b in blocks)
         wall = sum(b["wall"] for b in blocks)
         per = {s: 1000 * sum(b[s] for b in blocks) / n for s in ("wire", *STAGES, "served")}
         other = per["served"] - sum(per[s] for s in ("wire", *STAGES))
-        rates[device, in_flight] = args.images * n / wall
+        rates[device, in_flight] = goals[f"{device} new images/s, {in_flight} in flight"] = args.images * n / wall
         lines.append(f"{device:<8}{in_flight:>10}{rates[device, in_flight]:>11.0f}"
                      f"{args.images * args.k * n / wall:>10.0f}"
                      f"{1000 * statistics.median(b['median'] for b in blocks):>11.1f}"
-                     + "".join(f"{per[s]:>13.1f}" for s in ("wire", *STAGES)) + f"{other:>13.1f}")
+                     + "".join(f"{per[s]:>15.1f}" for s in ("wire", *STAGES)) + f"{other:>15.1f}")
     if "cpu" in scorers and len(scorers) > 1:
         for device in [d for d in scorers if d != "cpu"]:
             for in_flight in (1, 4):
-                lines.append(f"{device} / cpu, {in_flight} in flight: "
-                             f"{rates[device, in_flight] / rates['cpu', in_flight]:.1f}x new images/s")
+                ratio = goals[f"{device} / cpu, {in_flight} in flight"] = (
+                    rates[device, in_flight] / rates["cpu", in_flight])
+                lines.append(f"{device} / cpu, {in_flight} in flight: {ratio:.1f}x new images/s")
     return lines
 
 
-def decode_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages) -> list[str]:
+def decode_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages,
+                 goals: dict[str, float]) -> list[str]:
     """Decode + preprocess per image: naive against the service's path, same images, alternating."""
     best: dict[str, float] = {}
     for _ in range(args.rounds * 3):
         raws = supply.take(args.images)
         for device, scorer in scorers.items():
-            emb = scorer.embedder
-            paths = {f"naive (PIL full decode + open_clip preprocess), {device}": lambda e=emb: naive(e, raws),
-                     f"service path, {device}": lambda e=emb: fast(e, raws)}
-            for name, fn in paths.items():
+            for name, fn in ((f"naive (PIL full decode + open_clip preprocess), {device}", naive),
+                             (f"service path, {device}", fast)):
                 started = time.perf_counter()
-                fn()
+                fn(scorer.embedder, raws)
                 best[name] = min(best.get(name, float("inf")), (time.perf_counter() - started) / len(raws))
     lines = [f"decode + preprocess of {args.images} new 640x480 JPEGs, ms per image, best of "
              f"{args.rounds * 3} alternating rounds",
@@ -187,6 +190,26 @@ def decode_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages) -
     for name, t in best.items():
         naive_t = best[f"naive (PIL full decode + open_clip preprocess), {name.rsplit(', ', 1)[1]}"]
         lines.append(f"{name:<64}{1000 * t:>10.2f}{t / naive_t:>10.2f}")
+        if name.startswith("service"):
+            goals[f"decode + preprocess / naive, {name.rsplit(', ', 1)[1]}"] = t / naive_t
+    return lines
+
+
+GOALS = {  # issue 23: (key, at least / at most, bound)
+    "decode + preprocess / naive, cpu": ("at most", 0.4),
+    "cuda new images/s, 1 in flight": ("at least", 500),
+    "cuda new images/s, 4 in flight": ("at least", 500),
+    "cuda / cpu, 1 in flight": ("at least", 5),
+    "cuda / cpu, 4 in flight": ("at least", 5),
+}
+
+
+def goal_lines(goals: dict[str, float]) -> list[str]:
+    lines = ["goals (issue 23):"]
+    for key, (how, bound) in GOALS.items():
+        if key in goals:
+            met = goals[key] <= bound if how == "at most" else goals[key] >= bound
+            lines.append(f"  {'MET ' if met else 'MISS'} {key}: {goals[key]:.2f} ({how} {bound})")
     return lines
 
 
@@ -223,10 +246,12 @@ def main() -> None:
     supply = NewImages()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
           + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    goals: dict[str, float] = {}
     if "stages" in tables:
-        print("\n".join(stages_table(args, scorers, supply)), "\n", flush=True)
+        print("\n".join(stages_table(args, scorers, supply, goals)), "\n", flush=True)
     if "decode" in tables:
-        print("\n".join(decode_table(args, scorers, supply)), "\n", flush=True)
+        print("\n".join(decode_table(args, scorers, supply, goals)), "\n", flush=True)
+    print("\n".join(goal_lines(goals)), flush=True)
     if "dedup" in tables or "cider" in tables:
         from bench.clip_cider_tables import cider_table, dedup_table
 

@@ -9,6 +9,7 @@ on a GPU, the resize, crop and normalise all run there as tensor ops on the deco
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,8 +75,10 @@ class ResizeCrop:
         return x[:, :, top : top + self.side, left : left + self.side]
 
     def crop_on_cpu(self, img: Image.Image) -> torch.Tensor:
-        """One decoded RGB image -> its 3 x side x side uint8 crop; for the decoding threads."""
+        """One decoded RGB image -> its 3 x side x side crop; for the decoding threads."""
         x = torch.from_numpy(np.array(img)).permute(2, 0, 1).unsqueeze(0)
+        if not _uint8_resize(self.interpolation):
+            x = x.float()
         return self.resized_crop(x)[0].contiguous()
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -104,3 +107,14 @@ class ResizeCrop:
             x = torch.from_numpy(np.stack([decoded[i] for i in idx])).to(device, non_blocking=True)
             out[idx] = self.normalise(self.resized_crop(x.permute(0, 3, 1, 2).float()))
         return out
+
+
+@functools.cache
+def _uint8_resize(mode: str) -> bool:
+    """Does this torch resize uint8 images on the CPU in `mode`, antialiased? (Older ones do not.)"""
+    try:
+        F.interpolate(torch.zeros((1, 3, 8, 8), dtype=torch.uint8), size=(4, 4), mode=mode,
+                      align_corners=False, antialias=True)
+    except RuntimeError:
+        return False
+    return True

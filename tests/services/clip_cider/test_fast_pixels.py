@@ -108,3 +108,15 @@ def test_jpeg_decodes_by_dct_scaling_to_the_input_side_other_formats_stay_above_
     assert decode_image(jpeg, 10**8, min_side=448, draft_side=224).size == (320, 240)
     assert decode_image(png, 10**8, min_side=448, draft_side=224).size == (640, 480)
     assert decode_image(jpeg, 10**8, min_side=448).size == (640, 480)
+
+
+def test_a_torch_without_uint8_resizing_gets_the_same_pixels_in_float(monkeypatch):
+    import services.clip_cider.pixels as pixels
+
+    resize_crop = ResizeCrop.of(image_transform(224, is_train=False))
+    img = Image.open(io.BytesIO(photo(5, (320, 240), "PNG")))
+    fast_path = resize_crop.crop_on_cpu(img)
+    monkeypatch.setattr(pixels, "_uint8_resize", lambda mode: False)
+    float_path = resize_crop.crop_on_cpu(img)
+    assert fast_path.dtype == torch.uint8 and float_path.dtype == torch.float32
+    assert (fast_path.float() - float_path).abs().mean() < 0.5
