@@ -18,6 +18,7 @@ from PIL import Image
 
 from services.clip_cider.batching import MicroBatcher
 from services.clip_cider.pixels import ResizeCrop
+from services.clip_cider.weights import LocalWeights
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,12 @@ class ClipEmbedder:
     def ready(self) -> bool:
         return self.model is not None and self._batcher.running
 
-    def load(self) -> None:
-        """Build the model (no download when `pretrained` is empty), start the device thread, warm up."""
+    def load(self, weights: LocalWeights | None = None) -> None:
+        """Build the model, start the device thread, warm up.
+
+        `weights` (services.clip_cider.weights.locate or fetch) are on disk: no network is touched.
+        Without them `spec.pretrained` goes to open_clip as it is (a tag may then download).
+        """
         spec = self.spec
         if spec.model_config is not None:
             register_model_config(spec.model_config)
@@ -170,9 +175,10 @@ class ClipEmbedder:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
             model, _, preprocess = open_clip.create_model_and_transforms(
-                spec.model, pretrained=spec.pretrained or None, device=self.device,
-                pretrained_image=False, pretrained_text=False,
+                spec.model, pretrained=weights.path if weights else spec.pretrained or None,
+                device=self.device, pretrained_image=False, pretrained_text=False,
                 cache_dir=str(spec.cache_dir) if spec.cache_dir else None,
+                **(weights.preprocess if weights else {}),
             )
         model.eval()
         self.tokenizer = open_clip.get_tokenizer(spec.model)

@@ -25,6 +25,7 @@ from services.clip_cider.text import (
     extract_explanation,
     tokenizer_for,
 )
+from services.clip_cider.weights import Download, locate
 from services.common.params import FiniteFloat
 from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, score_each
 
@@ -116,6 +117,7 @@ class ClipCiderScorer:
         self._cider_lock = threading.Lock()
         self._corpus_facts: dict[str, Any] = {}
         self._load_error: str | None = None
+        self._download: Download | None = None
 
     def load(self) -> None:
         try:
@@ -127,17 +129,29 @@ class ClipCiderScorer:
                                       "documents": len(corpus.reference_sets)}
                 log.info("CIDEr-D corpus %s: %d reference sets, sha256 %s",
                          corpus.path, len(corpus.reference_sets), corpus.sha256[:16])
-            self.embedder.load()
+            s = self.settings
+            weights = locate(s.clip_model, s.clip_pretrained, s.clip_cache_dir)
+            if weights is None:
+                # Not on disk: downloaded in the background, with a deadline, while /readyz says so.
+                self._download = Download(s.clip_model, s.clip_pretrained, s.clip_cache_dir,
+                                          s.load_timeout_s, then=self.embedder.load)
+                self._download.start()
+            else:
+                self.embedder.load(weights)
         except Exception as exc:
             self._load_error = f"load failed: {type(exc).__name__}: {exc}"
             raise
 
     def close(self) -> None:
+        if self._download is not None:
+            self._download.stop()
         self.embedder.close()
 
     def not_ready_reason(self) -> str | None:
         if self._load_error:
             return self._load_error
+        if self._download is not None and (why := self._download.reason()):
+            return why
         return None if self.embedder.ready else f"loading CLIP {self.settings.clip_model}"
 
     def warnings(self) -> list[str]:
