@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -84,15 +85,20 @@ def _embed_missing(
     request of sixteen 6000x6000 PNGs peaks near one full-size buffer, not sixteen.
     """
     side = embedder.input_side
+    in_order = _InOrder(budget) if budget is not None else None
 
-    def decode(raw: bytes) -> Image.Image | str:
+    def decode(job: tuple[int, bytes]) -> Image.Image | str:
+        turn = _Turn(in_order, job[0]) if in_order is not None else None
         try:
-            return decode_image(raw, max_pixels, budget=budget, min_side=2 * side, draft_side=side)
+            return decode_image(job[1], max_pixels, budget=turn, min_side=2 * side, draft_side=side)
         except ImageRejected as exc:
             return str(exc)
+        finally:
+            if turn is not None:
+                turn.close()
 
     with stages.time("decode"):
-        decoded = dict(zip(raw_of, embedder.parallel(decode, raw_of.values()), strict=True))
+        decoded = dict(zip(raw_of, embedder.parallel(decode, enumerate(raw_of.values())), strict=True))
     out: dict[str, torch.Tensor | str] = {d: img for d, img in decoded.items() if isinstance(img, str)}
     usable = {d: img for d, img in decoded.items() if not isinstance(img, str)}
     decoded.clear()
@@ -110,3 +116,44 @@ def _embed_missing(
         # glibc keeps the freed decode buffers otherwise: RSS would stay at the request's peak.
         release_memory()
     return out
+
+
+class _InOrder:
+    """A request's pixel budget, spent in the order of its images whichever thread gets there first,
+    so which image a spent budget refuses never depends on thread timing.
+
+    The decoding pool starts jobs in submission order, so the image whose turn it is has always
+    started: no thread waits on one that cannot run.
+    """
+
+    def __init__(self, budget: PixelBudget) -> None:
+        self.budget, self.next = budget, 0
+        self.turns = threading.Condition()
+
+    def spend(self, index: int, pixels: int | None) -> None:
+        """Wait for image `index`'s turn, take its pixels (None: nothing) and pass the turn on."""
+        with self.turns:
+            self.turns.wait_for(lambda: self.next == index)
+            try:
+                if pixels is not None:
+                    self.budget.take(pixels)
+            finally:
+                self.next += 1
+                self.turns.notify_all()
+
+
+class _Turn:
+    """One image's place in an _InOrder, in PixelBudget's shape for decode_image."""
+
+    def __init__(self, order: _InOrder, index: int) -> None:
+        self.order, self.index, self.spent = order, index, False
+
+    def take(self, pixels: int) -> None:
+        self.spent = True
+        self.order.spend(self.index, pixels)
+
+    def close(self) -> None:
+        """Pass the turn on for an image refused before it reached the budget."""
+        if not self.spent:
+            self.spent = True
+            self.order.spend(self.index, None)

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import time
 
 import pytest
 from PIL import Image
@@ -189,3 +190,23 @@ def test_a_trl_request_with_a_shared_root_scores_as_one_with_bytes(tiny_config, 
     # The same files: the bytes sent the second time hit the cache the paths filled.
     assert (d["images_embedded"], again["images_embedded"], again["image_cache_hits"]) == (3, 0, 3)
     assert paths == raw
+
+
+def test_a_spent_pixel_budget_refuses_the_later_images_whatever_decodes_first(tiny_config, monkeypatch):
+    import services.clip_cider.images as images_module
+
+    real = images_module.decode_image
+    order = [f"i{k}" for k in range(4)]
+    raw = {i: encode(image(70 + k, (100, 100))) for k, i in enumerate(order)}
+    by_raw = {r: k for k, r in enumerate(raw.values())}
+
+    def late_first(data, *args, **kwargs):
+        time.sleep(0.05 * (3 - by_raw[data]))  # the last image reaches the budget first
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "decode_image", late_first)
+    with loaded(settings_for(tiny_config, clip_decode_threads=4, max_request_pixels=2 * 100 * 100,
+                             image_cache_size=0)) as s:
+        results = run(s, grpo_items(order, 1), {i: b64(r) for i, r in raw.items()})
+    assert [r.status for r in results] == [ItemStatus.ok] * 2 + [ItemStatus.unscorable] * 2
+    assert all("pixel budget" in r.reason for r in results[2:])
