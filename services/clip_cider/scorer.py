@@ -93,7 +93,7 @@ class ClipCiderScorer:
     """
 
     name = "clip_cider"
-    version = "1.1.0"
+    version = "1.2.0"  # 1.2: the fast image path (pixels within a level of open_clip's preprocess)
     score_range = (0.0, 1.0)
     params_model = ClipCiderParams
 
