@@ -1,179 +1,267 @@
-"""Benchmark clip_cider: a GRPO-shaped batch with dedup and cache vs one image embedding per item;
-CIDEr-D items/s vs pycocoevalcap's `Cider` on the same 1,000 items.
+"""Benchmark clip_cider: where a GRPO request's time goes per device, image decode + preprocess against
+the naive pipeline, dedup and cache, and CIDEr-D against pycocoevalcap.
 
-    .venv/bin/python bench/bench_clip_cider.py [--model ViT-B-32] [--images 16] [--k 8] [--rounds 3]
+    .venv/bin/python bench/bench_clip_cider.py [--device cpu] [--tables stages,decode,dedup,cider]
+    python bench/bench_clip_cider.py --device cpu,cuda --tables stages,decode   # a GPU host
 
-The CLIP is built with random weights (no download): a forward pass costs the same as with the
-real ones. Images are 640x480 JPEGs, the size of the COCO images ViVQA-X uses. Every path computes
-the same reward (CLIPScore + CIDEr-D) on the same items, side by side in one run, on the CPU unless
---device says otherwise.
+`stages`: GRPO-shaped requests (16 new 640x480 JPEGs x 8 completions) served as the service
+serves them, minus the socket: the JSON body parsed and validated, scored, the answer dumped. One
+request in flight, then four (the service scores up to MAX_CONCURRENCY at once); devices alternate
+in blocks within each round. New images/s, items/s, and the mean time per request in each stage
+(clip_cider_stage_seconds; `wire` is the JSON in and out, `other` the rest).
+`decode`: per image, the naive pipeline (PIL full decode + open_clip's preprocess, one at a time)
+against the service's (DCT-scaled decode and crop resize on its thread pool, batched normalise, or
+resize/normalise on the device), on the same images, alternating.
+`dedup` and `cider` (need rich and pycocoevalcap): dedup + cache against one embedding per item;
+CIDEr-D items/s against pycocoevalcap's `Cider`.
+
+CLIP has random weights (no download): a forward pass costs the same as with the real ones.
+Nothing here needs a network, FastAPI or uvicorn.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import io
 import json
 import logging
+import statistics
+import struct
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-from pycocoevalcap.cider.cider import Cider  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
 
-from proto.models import ImageData, ScoreItem  # noqa: E402
-from services.clip_cider.cider import CiderD  # noqa: E402
-from services.clip_cider.clip import PROMPT_PREFIX, clip_score  # noqa: E402
-from services.clip_cider.scorer import ClipCiderParams, ClipCiderScorer  # noqa: E402
+from proto.models import ItemDetail, ScoreRequest, ScoreResponse  # noqa: E402
+from services.clip_cider.metrics import STAGES  # noqa: E402
+from services.clip_cider.scorer import ClipCiderScorer  # noqa: E402
 from services.clip_cider.settings import ClipCiderSettings  # noqa: E402
-from services.clip_cider.text import extract_explanation, tokenize  # noqa: E402
-from services.common.images import decode_image, image_bytes  # noqa: E402
+from services.common.images import decode_image  # noqa: E402
 from services.common.scoring import Batch  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden" / "cider_corpus.jsonl"
 ROWS = [json.loads(line) for line in GOLDEN.read_text().splitlines() if line.strip()]
 
 
-def jpeg(seed: int) -> bytes:
-    """A photo-like 640x480 JPEG: smooth colour fields plus a little noise."""
+def jpeg(seed: int, size: tuple[int, int] = (640, 480)) -> bytes:
+    """A photo-like JPEG: smooth colour fields plus a little noise."""
     rng = np.random.default_rng(seed)
     small = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((640, 480), Image.BICUBIC), dtype=np.int16)
+    base = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC), dtype=np.int16)
     pixels = np.clip(base + rng.integers(-12, 12, base.shape), 0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="JPEG", quality=90)
     return buf.getvalue()
 
 
-def grpo_batch(n_images: int, k: int, seed: int) -> Batch:
-    """n_images prompts x k completions, each completion explaining its prompt's image."""
-    images, items = {}, []
-    for i in range(n_images):
-        images[f"img{i}"] = ImageData(b64=base64.b64encode(jpeg(seed * 1000 + i)).decode())
+class NewImages:
+    """An endless supply of distinct JPEGs: a few real ones, each with a numbered comment segment.
+
+    The comment changes the content hash (so the service's cache misses, as with a new image) and
+    nothing the decoder does, so every image costs what a new photo of that size costs.
+    """
+
+    def __init__(self, distinct: int = 32) -> None:
+        self.bases = [jpeg(1000 + i) for i in range(distinct)]
+        self.count = 0
+
+    def take(self, n: int) -> list[bytes]:
+        out = []
+        for _ in range(n):
+            base, self.count = self.bases[self.count % len(self.bases)], self.count + 1
+            comment = f"bench image {self.count}".encode()
+            out.append(base[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + base[2:])
+        return out
+
+
+def request_body(raws: list[bytes], k: int) -> bytes:
+    """A GRPO request as the trainer sends it: each image once, K distinct completions per image."""
+    import base64
+
+    images = {f"img{i}": {"b64": base64.b64encode(raw).decode()} for i, raw in enumerate(raws)}
+    items = []
+    for i in range(len(raws)):
         for j in range(k):
-            n = i * k + j
-            row = ROWS[n % len(ROWS)]
-            # Distinct texts, as K sampled completions are: only images are shared.
-            text = f"{row['candidate']} sample {n}"
-            items.append(ScoreItem(completion=f"<answer>yes</answer><explain>{text}</explain>",
-                                   reference=row["references"], image_id=f"img{i}"))
-    return Batch(items=items, images=images, params=ClipCiderParams())
+            row = ROWS[(i * k + j) % len(ROWS)]
+            items.append({"completion": f"<answer>yes</answer><explain>{row['candidate']} {j}</explain>",
+                          "reference": row["references"], "image_id": f"img{i}"})
+    return json.dumps({"items": items, "images": images}).encode()
 
 
-def naive_score(scorer: ClipCiderScorer, batch: Batch) -> list[float]:
-    """The same reward with no dedup and no cache: every item decodes and embeds its own image."""
-    s, emb = scorer.settings, scorer.embedder
-    pils = [decode_image(image_bytes(batch.images[it.image_id], None), s.max_image_pixels)
-            for it in batch.items]
-    texts = [extract_explanation(it.completion, "explain") for it in batch.items]
-    e_img = emb.embed_images(pils)
-    e_txt = emb.embed_texts([PROMPT_PREFIX + t for t in texts])
-    out = []
-    for it, text, ei, et in zip(batch.items, texts, e_img, e_txt, strict=True):
-        cider = scorer._cider.score(tokenize(text), [tokenize(r) for r in it.reference])
-        out.append(0.5 * clip_score(ei, et) / 2.5 + 0.5 * min(cider, 10.0) / 10.0)
+def serve(scorer: ClipCiderScorer, body: bytes) -> tuple[float, float]:
+    """(wall seconds, JSON seconds) for one request, as the service's route handles it."""
+    started = time.perf_counter()
+    req = ScoreRequest.model_validate_json(body)
+    params = scorer.params_model.model_validate(req.params)
+    parsed = time.perf_counter()
+    results = scorer.score(Batch(req.items, req.images, params))
+    scored = time.perf_counter()
+    ScoreResponse(rewards=[r.reward for r in results], service=scorer.name, version=scorer.version,
+                  elapsed_ms=0.0, details=[ItemDetail(status=r.status, reason=r.reason, parts=r.parts)
+                                           for r in results]).model_dump_json()
+    done = time.perf_counter()
+    return done - started, (parsed - started) + (done - scored)
+
+
+def build(device: str, model: str) -> ClipCiderScorer:
+    """The service as compose runs it on `device` (the GPU service's CLIP_CIDER_CLIP_BATCH_ROWS)."""
+    settings = ClipCiderSettings(clip_model=model, clip_pretrained="", clip_device=device, corpus_path=GOLDEN,
+                                 clip_batch_rows=64 if device == "cpu" else 256)
+    scorer = ClipCiderScorer(settings)
+    scorer.load()
+    return scorer
+
+
+def run_block(scorer: ClipCiderScorer, bodies: list[bytes], in_flight: int) -> dict[str, float]:
+    """Serve `bodies` with `in_flight` at once; wall time, JSON time, and stage totals over them."""
+    before = scorer.stages.snapshot()
+    started = time.perf_counter()
+    if in_flight == 1:
+        timings = [serve(scorer, b) for b in bodies]
+    else:
+        with ThreadPoolExecutor(in_flight) as pool:
+            timings = list(pool.map(lambda b: serve(scorer, b), bodies))
+    wall = time.perf_counter() - started
+    after = scorer.stages.snapshot()
+    out = {s: after[s] - before[s] for s in STAGES}
+    out.update(wall=wall, wire=sum(t[1] for t in timings), served=sum(t[0] for t in timings),
+               median=statistics.median(t[0] for t in timings), requests=len(bodies))
     return out
 
 
-def timed(fn):
-    started = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - started, out
+def stages_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages,
+                 goals: dict[str, float]) -> list[str]:
+    counts = {d: (args.requests if d == "cpu" else args.requests * args.gpu_factor) for d in scorers}
+    totals: dict[tuple[str, int], list[dict[str, float]]] = {}
+    for scorer in scorers.values():  # warm every path on full-size requests, untimed
+        run_block(scorer, [request_body(supply.take(args.images), args.k) for _ in range(2)], 2)
+    for _ in range(args.rounds):
+        for in_flight in (1, 4):
+            for device, scorer in scorers.items():
+                bodies = [request_body(supply.take(args.images), args.k) for _ in range(counts[device])]
+                totals.setdefault((device, in_flight), []).append(run_block(scorer, bodies, in_flight))
+    lines = [f"clip_cider stages: {args.model}, requests of {args.images} new 640x480 JPEGs x {args.k} "
+             f"completions, {args.rounds} rounds (devices alternate), decode threads "
+             + ", ".join(f"{d} {s.embedder.decode_threads}" for d, s in scorers.items()),
+             f"{'device':<8}{'in flight':>10}{'new img/s':>11}{'items/s':>10}{'median ms':>11}"
+             + "".join(f"{s + ' ms':>15}" for s in ("wire", *STAGES, "other"))]
+    rates = {}
+    for (device, in_flight), blocks in totals.items():
+        n = sum(b["requests"] for b in blocks)
+        wall = sum(b["wall"] for b in blocks)
+        per = {s: 1000 * sum(b[s] for b in blocks) / n for s in ("wire", *STAGES, "served")}
+        other = per["served"] - sum(per[s] for s in ("wire", *STAGES))
+        rates[device, in_flight] = goals[f"{device} new images/s, {in_flight} in flight"] = args.images * n / wall
+        lines.append(f"{device:<8}{in_flight:>10}{rates[device, in_flight]:>11.0f}"
+                     f"{args.images * args.k * n / wall:>10.0f}"
+                     f"{1000 * statistics.median(b['median'] for b in blocks):>11.1f}"
+                     + "".join(f"{per[s]:>15.1f}" for s in ("wire", *STAGES)) + f"{other:>15.1f}")
+    if "cpu" in scorers and len(scorers) > 1:
+        for device in [d for d in scorers if d != "cpu"]:
+            for in_flight in (1, 4):
+                ratio = goals[f"{device} / cpu, {in_flight} in flight"] = (
+                    rates[device, in_flight] / rates["cpu", in_flight])
+                lines.append(f"{device} / cpu, {in_flight} in flight: {ratio:.1f}x new images/s")
+    return lines
 
 
-def clip_table(args) -> Table:
-    settings = ClipCiderSettings(clip_model=args.model, clip_pretrained="", clip_device=args.device,
-                                 corpus_path=GOLDEN)
-    scorer = ClipCiderScorer(settings)
-    scorer.load()
-    scorer.score(grpo_batch(args.images, args.k, 0))  # warm the allocator on a full-size batch
-    stats = scorer.embedder.stats
-    paths = {
-        "embed every item's image (no dedup, no cache)": lambda b: naive_score(scorer, b),
-        "dedup per request, cache cold (new images)": lambda b: [r.reward for r in scorer.score(b)],
-        "dedup + cache warm (images seen before)": lambda b: [r.reward for r in scorer.score(b)],
-    }
-    best = dict.fromkeys(paths, float("inf"))
-    embeds: dict[str, tuple[int, int]] = {}
-    # Interleaved rounds, best time per path: the paths see the same machine load.
-    for seed in range(1, args.rounds + 1):
-        batch, rewards = grpo_batch(args.images, args.k, seed), []
-        for name, fn in paths.items():  # naive bypasses the cache, so "cold" still misses
-            before = stats()
-            t, out = timed(lambda f=fn, b=batch: f(b))
-            best[name] = min(best[name], t)
-            embeds[name] = (stats()["images_embedded"] - before["images_embedded"],
-                            stats()["texts_embedded"] - before["texts_embedded"])
-            rewards.append(out)
-        assert np.allclose(rewards[0], rewards[1], atol=1e-5), "naive and deduplicated rewards differ"
-        assert np.allclose(rewards[1], rewards[2], atol=1e-6), "a cache hit changed a reward"
-    scorer.close()
-
-    n, naive = args.images * args.k, best[next(iter(paths))]
-    table = Table(title=f"clip_cider, GRPO batch {args.images} images x {args.k} completions, "
-                        f"{args.model} on {scorer.embedder.device}, best of {args.rounds} interleaved rounds")
-    for col in ("path", "image embeds / request", "text embeds / request", "items/s", "x naive"):
-        table.add_column(col, justify="left" if col == "path" else "right")
+def decode_table(args, scorers: dict[str, ClipCiderScorer], supply: NewImages,
+                 goals: dict[str, float]) -> list[str]:
+    """Decode + preprocess per image: naive against the service's path, same images, alternating."""
+    best: dict[str, float] = {}
+    for _ in range(args.rounds * 3):
+        raws = supply.take(args.images)
+        for device, scorer in scorers.items():
+            for name, fn in ((f"naive (PIL full decode + open_clip preprocess), {device}", naive),
+                             (f"service path, {device}", fast)):
+                started = time.perf_counter()
+                fn(scorer.embedder, raws)
+                best[name] = min(best.get(name, float("inf")), (time.perf_counter() - started) / len(raws))
+    lines = [f"decode + preprocess of {args.images} new 640x480 JPEGs, ms per image, best of "
+             f"{args.rounds * 3} alternating rounds",
+             f"{'path':<64}{'ms/image':>10}{'x naive':>10}"]
     for name, t in best.items():
-        table.add_row(name, str(embeds[name][0]), str(embeds[name][1]), f"{n / t:,.1f}", f"{naive / t:.2f}")
-    return table
+        naive_t = best[f"naive (PIL full decode + open_clip preprocess), {name.rsplit(', ', 1)[1]}"]
+        lines.append(f"{name:<64}{1000 * t:>10.2f}{t / naive_t:>10.2f}")
+        if name.startswith("service"):
+            goals[f"decode + preprocess / naive, {name.rsplit(', ', 1)[1]}"] = t / naive_t
+    return lines
 
 
-def cider_table(n: int, rounds: int) -> Table:
-    rows = [ROWS[i % len(ROWS)] for i in range(n)]
-    corpus = CiderD.from_reference_sets([[tokenize(r) for r in row["references"]] for row in ROWS])
-    gts = {i: r["references"] for i, r in enumerate(rows)}
-    res = {i: [r["candidate"]] for i, r in enumerate(rows)}
+GOALS = {  # issue 23: (key, at least / at most, bound)
+    "decode + preprocess / naive, cpu": ("at most", 0.4),
+    "cuda new images/s, 1 in flight": ("at least", 500),
+    "cuda new images/s, 4 in flight": ("at least", 500),
+    "cuda / cpu, 1 in flight": ("at least", 5),
+    "cuda / cpu, 4 in flight": ("at least", 5),
+}
 
-    def request_corpus():
-        refs = [[tokenize(x) for x in r["references"]] for r in rows]
-        cider = CiderD.from_reference_sets(refs)
-        return [cider.score(tokenize(r["candidate"]), rf) for r, rf in zip(rows, refs, strict=True)]
 
-    def fixed_corpus():
-        return [corpus.score(tokenize(r["candidate"]), [tokenize(x) for x in r["references"]]) for r in rows]
+def goal_lines(goals: dict[str, float]) -> list[str]:
+    lines = ["goals (issue 23):"]
+    for key, (how, bound) in GOALS.items():
+        if key in goals:
+            met = goals[key] <= bound if how == "at most" else goals[key] >= bound
+            lines.append(f"  {'MET ' if met else 'MISS'} {key}: {goals[key]:.2f} ({how} {bound})")
+    return lines
 
-    paths = {"pycocoevalcap Cider (df from the batch)": lambda: list(Cider().compute_score(gts, res)[1]),
-             "CiderD, params.corpus=request (df from the batch)": request_corpus,
-             "CiderD, fixed corpus (df built at startup)": fixed_corpus}
-    best, outs = dict.fromkeys(paths, float("inf")), {}
-    for _ in range(rounds):
-        for name, fn in paths.items():
-            t, outs[name] = timed(fn)
-            best[name] = min(best[name], t)
-    reference_name = next(iter(paths))
-    table = Table(title=f"CIDEr-D on the same {n} items (golden rows, cycled), tokenization included, "
-                        f"best of {rounds} interleaved rounds")
-    for col in ("path", "items/s", "x pycocoevalcap", "max |diff| vs pycocoevalcap"):
-        table.add_column(col, justify="left" if col == "path" else "right")
-    for name, t in best.items():
-        diff = max(abs(a - b) for a, b in zip(outs[name], outs[reference_name], strict=True))
-        note = f"{diff:.1e}" if "fixed" not in name else "n/a (other df)"
-        table.add_row(name, f"{n / t:,.0f}", f"{best[reference_name] / t:.2f}", note)
-    return table
+
+def naive(emb, raws: list[bytes]) -> torch.Tensor:
+    pixels = torch.stack([emb.preprocess(Image.open(io.BytesIO(r)).convert("RGB")) for r in raws])
+    return pixels.to(emb.device)
+
+
+def fast(emb, raws: list[bytes]) -> torch.Tensor:
+    side = emb.input_side
+    decoded = emb.parallel(lambda r: decode_image(r, 10**8, min_side=2 * side, draft_side=side), raws)
+    pixels = emb.pixel_batch(emb.parallel(emb.prepare, decoded))
+    if pixels.is_cuda:
+        torch.cuda.synchronize(pixels.device)
+    return pixels
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ViT-B-32", help="open_clip architecture (random weights)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda, cpu,cuda")
+    parser.add_argument("--tables", default="stages,decode,dedup,cider", help="which tables, comma-separated")
+    parser.add_argument("--images", type=int, default=16, help="new images per request")
     parser.add_argument("--k", type=int, default=8, help="completions per image")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best time per path")
+    parser.add_argument("--requests", type=int, default=4, help="requests per block on the CPU")
+    parser.add_argument("--gpu-factor", type=int, default=8, help="requests per block off the CPU, x --requests")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
     parser.add_argument("--cider-items", type=int, default=1000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    console = Console(width=120)
-    console.print(clip_table(args))
-    console.print(cider_table(args.cider_items, max(args.rounds, 5)))
+    tables = args.tables.split(",")
+    started = time.perf_counter()
+    scorers = {d: build(d, args.model) for d in args.device.split(",")}
+    supply = NewImages()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    goals: dict[str, float] = {}
+    if "stages" in tables:
+        print("\n".join(stages_table(args, scorers, supply, goals)), "\n", flush=True)
+    if "decode" in tables:
+        print("\n".join(decode_table(args, scorers, supply, goals)), "\n", flush=True)
+    print("\n".join(goal_lines(goals)), flush=True)
+    if "dedup" in tables or "cider" in tables:
+        from bench.clip_cider_tables import cider_table, dedup_table
+
+        if "dedup" in tables:
+            dedup_table(scorers[next(iter(scorers))], args, supply, ROWS)
+        if "cider" in tables:
+            cider_table(args.cider_items, max(args.rounds, 5), ROWS)
+    for scorer in scorers.values():
+        scorer.close()
+    print(f"bench_clip_cider: {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@
 
 Each entry becomes an `async def` named after it (TRL runs coroutine functions together on its own
 event loop and logs `rewards/<name>/mean`), which sends the whole batch in one request per
-service, each distinct PIL `image`/`images` once as base64, and returns one float or None per
-completion (TRL turns None into NaN and leaves it out of the group's baseline).
+service, each distinct `image`/`images` once (its file's own bytes, or a path under the entry's
+`image_root` when the service shares that folder), and returns one float or None per completion
+(TRL turns None into NaN and leaves it out of the group's baseline).
 
 A call that gets no answer returns None for its items and logs `rewards/<name>/failed`; with
 `on_error: abort` it raises `RewardCallError` instead, and a request the service refuses (bad
@@ -70,8 +71,8 @@ class RemoteReward:
                        **columns: Any) -> list[float | None]:
         log_metric = columns.pop("log_metric", None)
         log_extra = columns.pop("log_extra", None)
-        items, images = build_items(prompts, completions, columns,
-                                    reference=self.entry.reference, send_images=self.entry.send_images)
+        items, images = build_items(prompts, completions, columns, reference=self.entry.reference,
+                                    send_images=self.entry.send_images, image_root=self.entry.image_root)
         if log_extra is not None:  # TRL's completions table (and the live panel) show the reference
             log_extra(f"reference/{self.name}", [item.reference for item in items])
         started = time.perf_counter()

@@ -8,13 +8,13 @@ content is a string or a list of typed blocks; the services want plain text.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from proto.images import collect_images
+from proto.images import ImageLike, collect_images
 from proto.models import ImageData, ScoreItem
 
 # Columns tried, in order, for ScoreItem.reference when a reward entry names none.
@@ -57,17 +57,20 @@ def build_items(
     *,
     reference: str | None = None,
     send_images: bool = True,
+    image_root: Path | str | None = None,
 ) -> tuple[list[ScoreItem], dict[str, ImageData]]:
     """One ScoreItem per completion, and each distinct image once.
 
     `columns` holds TRL's reward kwargs (dataset columns). `reference` names the column that
-    becomes ScoreItem.reference; None tries `answers`, then `solution`.
+    becomes ScoreItem.reference; None tries `answers`, then `solution`. Images whose files lie
+    under `image_root` go as paths relative to it (proto.images says what else is sent).
     """
     n = len(completions)
     image_ids: list[str | None] = [None] * n
     table: dict[str, ImageData] = {}
     if send_images:
-        image_ids, table = collect_images([_first_image(columns, i) for i in range(n)])
+        root = Path(image_root) if image_root is not None else None
+        image_ids, table = collect_images([_first_image(columns, i) for i in range(n)], root)
     questions = columns.get("question")
     items = [
         ScoreItem(
@@ -111,20 +114,19 @@ def _meta(columns: dict[str, Any], i: int) -> dict[str, Any]:
     return {k: v for k, v in (value or {}).items() if v is not None}
 
 
-def _first_image(columns: dict[str, Any], i: int) -> Image.Image | None:
+def _first_image(columns: dict[str, Any], i: int) -> ImageLike | None:
     if columns.get("images") is not None:
         images = columns["images"][i] or []
-        return _as_pil(images[0]) if images else None
+        return _image(images[0]) if images else None
     if columns.get("image") is not None:
-        return _as_pil(columns["image"][i])
+        return _image(columns["image"][i])
     return None
 
 
-def _as_pil(value: Any) -> Image.Image | None:
+def _image(value: Any) -> ImageLike | None:
+    """A PIL image, or datasets' undecoded {"bytes", "path"} cell, sent without decoding it."""
     if value is None or isinstance(value, Image.Image):
         return value
-    if isinstance(value, dict) and value.get("bytes"):
-        return Image.open(io.BytesIO(value["bytes"]))
-    if isinstance(value, dict) and value.get("path"):
-        return Image.open(value["path"])
+    if isinstance(value, dict) and (value.get("bytes") or value.get("path")):
+        return value
     raise TypeError(f"image column holds {type(value).__name__}; expected a PIL image")

@@ -44,6 +44,11 @@ class RewardEntry(BaseModel):
         default=None, description="Dataset column for each item's reference; default answers, else solution."
     )
     send_images: bool = Field(default=True, description="Send the row's image (each distinct one once).")
+    image_root: str | None = Field(
+        default=None,
+        description="A folder the service also reads (its <PREFIX>_IMAGE_ROOT, a shared volume): "
+                    "images whose files lie under it are sent as paths relative to it, not as bytes.",
+    )
 
     @field_validator("name")
     @classmethod

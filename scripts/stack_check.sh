@@ -3,7 +3,9 @@
 # images (and the trainer's Python layers on the local Python base), start the default profile
 # with a fake judge upstream, score a known request through each service (and the gateway, when
 # docker-compose.yml has one), scale a service to 2, crash one and watch it come back, stop one
-# by hand and watch it stay down, then `down`. One line per step: verdict, seconds, what it saw.
+# by hand and watch it stay down, start clip_cider with neither its weights nor a hub (it must say
+# why on /readyz and not restart), then `down` (under 15 s, whatever state each service is in).
+# One line per step: verdict, seconds, what it saw.
 # Exit status 1 when any step failed. Not part of .ci/run: CI has no engine.
 #
 #   scripts/stack_check.sh                # from anywhere; needs docker (Compose v2), python3, bash 5
@@ -32,6 +34,8 @@ FILES=(-f docker-compose.yml -f "$HERE/compose.yml")
 SCALED=vqa_accuracy        # scaled to 2 replicas
 CRASHED=regex_format       # its process killed; its host port pinned, to show it stays the same
 STOPPED=math_equiv         # `docker kill`ed: a manual stop, which no restart policy undoes
+OFFLINE=clip_offline       # clip_cider with real weights, an empty cache, a hub that refuses
+OFFLINE_CACHE=/tmp/no-weights  # its CLIP_CIDER_CLIP_CACHE_DIR ($HERE/compose.yml)
 
 # A fake key: the judge talks to the fake upstream only. Empty CLIP_CIDER_CLIP_PRETRAINED: seeded
 # random weights, no download (compose reads it with `-`, so empty stays empty).
@@ -195,13 +199,34 @@ manual_stop() {  # `docker kill` is a manual stop: the container stays down unti
   score "$STOPPED" > /dev/null && echo "docker kill: stayed exited 5 s; compose up -d brought it back"
 }
 
+offline_clip() {  # weights neither cached nor downloadable: a reason on /readyz, no restart loop
+  local hostport id restarts state
+  compose --profile offline-check up -d --no-deps "$OFFLINE" || return 1
+  hostport=$(compose --profile offline-check port "$OFFLINE" 8000) && [ -n "$hostport" ] \
+    || { echo "$OFFLINE publishes no port"; return 1; }
+  python3 "$HERE/probe.py" offline "http://$hostport" "$OFFLINE_CACHE" || return 1
+  id=$(compose --profile offline-check ps -q "$OFFLINE" | head -1)
+  sleep 30  # a crash loop would show in the restart count by now
+  restarts=$(docker inspect -f '{{.RestartCount}}' "$id") && state=$(docker inspect -f '{{.State.Status}}' "$id")
+  [ "$restarts" = 0 ] && [ "$state" = running ] \
+    || { echo "30 s later: $state after $restarts restarts, expected running, 0"; return 1; }
+  python3 "$HERE/probe.py" offline "http://$hostport" "$OFFLINE_CACHE" > /dev/null \
+    || { echo "the reason left /readyz"; return 1; }
+  echo "up and not ready after 30 s, 0 restarts; /readyz names the tag, $OFFLINE_CACHE and the fixes"
+}
+
 gateway() {
   local url; url=$(url_of gateway) || { echo "gateway publishes no port on the host"; return 1; }
   python3 "$HERE/probe.py" gateway "$url"
 }
 
-down() {
-  compose --profile train down -v --remove-orphans --timeout 30 && echo "project $PROJECT removed"
+down() {  # every service in whatever state it is in (the offline clip not ready): < 15 s
+  local t0=$EPOCHREALTIME took
+  compose --profile train --profile offline-check down -v --remove-orphans --timeout 30 || return 1
+  took=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+  awk -v t="$took" 'BEGIN {exit !(t < 15)}' \
+    || { echo "down took $took s: something ignored SIGTERM (15 s at most)"; return 1; }
+  echo "project $PROJECT removed in $took s"
 }
 
 cleanup() {
@@ -227,6 +252,7 @@ fi
 step "scale $SCALED=2" scale
 step "crash $CRASHED" crash
 step "docker kill $STOPPED" manual_stop
+step "clip offline" offline_clip
 trap - EXIT
 cleanup
 echo "stack check: $([ $FAILED = 0 ] && echo PASS || echo FAIL) in $((SECONDS - start_all)) s"

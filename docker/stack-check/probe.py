@@ -2,6 +2,7 @@
 
     probe.py score SERVICE URL     # POST URL/v1/score with SERVICE's request; check the rewards
     probe.py gateway URL           # the gateway's /v1/score and /openrlhf/get_reward, by shape
+    probe.py offline URL CACHE     # clip_cider without weights or hub: /readyz 503 and the fixes
     probe.py free-port             # a free TCP port on 127.0.0.1
 
 Prints one line (what came back, or why not) and exits 0 when the answer is the expected one,
@@ -17,6 +18,7 @@ import random
 import socket
 import struct
 import sys
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -139,6 +141,30 @@ def gateway(url: str) -> str | None:
     return None
 
 
+# What a clip_cider that has neither its weights nor a hub must say: the tag, then the three fixes.
+OFFLINE_NEEDLES = ("ViT-B-32/openai", "services.clip_cider.weights fetch", "HF_ENDPOINT",
+                   "CLIP_CIDER_CLIP_PRETRAINED")
+
+
+def offline(url: str, cache: str, wait_s: float = 180.0) -> str | None:
+    """Poll /readyz until it is 503 with the no-weights reason (naming `cache` too), or say why not."""
+    deadline, seen = time.monotonic() + wait_s, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url.rstrip('/')}/readyz", timeout=5) as resp:
+                return f"/readyz is {resp.status}: ready without weights or hub"
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            seen = f"HTTP {exc.code}: {text[:400]}"
+            if exc.code == 503 and all(n in text for n in (*OFFLINE_NEEDLES, cache)):
+                print(json.loads(text)["error"]["message"])
+                return None
+        except OSError as exc:  # not listening yet
+            seen = f"{type(exc).__name__}: {exc}"
+        time.sleep(1)
+    return f"no offline reason on /readyz within {wait_s:.0f} s; last: {seen}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -154,9 +180,12 @@ def main(argv: list[str]) -> int:
             why = score(argv[1], argv[2])
         elif argv[:1] == ["gateway"] and len(argv) == 2:
             why = gateway(argv[1])
+        elif argv[:1] == ["offline"] and len(argv) == 3:
+            why = offline(argv[1], argv[2])
         else:
             services = ",".join(REQUESTS)
-            print(f"usage: probe.py score {{{services}}} URL | gateway URL | free-port", file=sys.stderr)
+            print(f"usage: probe.py score {{{services}}} URL | gateway URL | offline URL CACHE | free-port",
+                  file=sys.stderr)
             return 2
     except (OSError, ValueError) as exc:  # connection refused, reset, timeout, a non-JSON body
         why = f"{type(exc).__name__}: {exc}"

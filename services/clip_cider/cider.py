@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -69,6 +70,9 @@ class CiderD:
         self.log_documents = math.log(float(documents))
         # An n-gram absent from the corpus counts as seen once (idf = log N), as in pycocoevalcap.
         self._idf = {g: self.log_documents - math.log(max(1.0, c)) for g, c in df.items()}
+        # The K completions of a GRPO group share their references (and later steps see them again):
+        # each reference's vector is built once, not once per candidate.
+        self._reference_vector = functools.lru_cache(maxsize=16384)(self._vector)
 
     @classmethod
     def from_reference_sets(
@@ -84,7 +88,7 @@ class CiderD:
         hyp = self._vector(candidate)
         per_order = [0.0] * self.n
         for ref in references:
-            for k, sim in enumerate(self._similarity(hyp, self._vector(ref))):
+            for k, sim in enumerate(self._similarity(hyp, self._reference_vector(tuple(ref)))):
                 per_order[k] += sim
         return 10.0 * (sum(per_order) / self.n) / len(references)
 

@@ -5,15 +5,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import numpy as np
 import open_clip
 import torch
 from PIL import Image
 
 from services.clip_cider.batching import MicroBatcher
+from services.clip_cider.pixels import ResizeCrop
+from services.clip_cider.weights import LocalWeights
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +28,9 @@ CLIP_WEIGHT = 2.5
 
 _registered_configs: set[Path] = set()
 _registry_lock = threading.Lock()
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def clip_score(image_emb: torch.Tensor, text_emb: torch.Tensor) -> float:
@@ -124,16 +132,26 @@ class ClipSpec:
 
 
 class ClipEmbedder:
-    """Builds the model once (`load`), then embeds images and texts through one device thread."""
+    """Builds the model once (`load`), then embeds images and texts through one device thread.
+
+    Images are prepared by a pool of `decode_threads` threads (PIL releases the GIL while it
+    decodes and resamples); with the model off the CPU, resizing and normalising run there too.
+    """
 
     def __init__(self, spec: ClipSpec, *, batch_rows: int = 64, batch_wait_s: float = 0.002,
-                 cache_size: int = 4096) -> None:
+                 cache_size: int = 4096, decode_threads: int = 0) -> None:
         self.spec = spec
         self.device = spec.resolved_device()
         self.cache = EmbeddingCache(cache_size)
         self._batcher = MicroBatcher(self._forward, batch_rows, batch_wait_s)
+        # 0: as many as torch's intra-op threads (OMP_NUM_THREADS in a container), at most 8.
+        self.decode_threads = decode_threads or min(torch.get_num_threads(), 8)
+        self._pool: ThreadPoolExecutor | None = None
         self.model: torch.nn.Module | None = None
         self.preprocess = None
+        self.resize_crop: ResizeCrop | None = None
+        # Off the CPU, resize and normalise run on the device: the CPU threads only decode.
+        self.preprocess_on_device = self.device != "cpu"
         self.tokenizer = None
         self.context_length = 0
 
@@ -141,8 +159,12 @@ class ClipEmbedder:
     def ready(self) -> bool:
         return self.model is not None and self._batcher.running
 
-    def load(self) -> None:
-        """Build the model (no download when `pretrained` is empty), start the device thread, warm up."""
+    def load(self, weights: LocalWeights | None = None) -> None:
+        """Build the model, start the device thread, warm up.
+
+        `weights` (services.clip_cider.weights.locate or fetch) are on disk: no network is touched.
+        Without them `spec.pretrained` goes to open_clip as it is (a tag may then download).
+        """
         spec = self.spec
         if spec.model_config is not None:
             register_model_config(spec.model_config)
@@ -153,31 +175,74 @@ class ClipEmbedder:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
             model, _, preprocess = open_clip.create_model_and_transforms(
-                spec.model, pretrained=spec.pretrained or None, device=self.device,
-                pretrained_image=False, pretrained_text=False,
+                spec.model, pretrained=weights.path if weights else spec.pretrained or None,
+                device=self.device, pretrained_image=False, pretrained_text=False,
                 cache_dir=str(spec.cache_dir) if spec.cache_dir else None,
+                **(weights.preprocess if weights else {}),
             )
         model.eval()
         self.tokenizer = open_clip.get_tokenizer(spec.model)
         self.context_length = int(self.tokenizer.context_length or model.context_length)
         self.model, self.preprocess = model, preprocess
+        self.resize_crop = ResizeCrop.of(preprocess)
+        if self.resize_crop is None:
+            log.info("CLIP %s's preprocess is not resize + centre crop: open_clip's own runs per image",
+                     spec.model)
+        self._pool = ThreadPoolExecutor(self.decode_threads, thread_name_prefix="clip-decode")
         self._batcher.start()
         self._warm_up()
 
     def _warm_up(self) -> None:
-        self.embed_images([Image.new("RGB", (8, 8), (127, 127, 127))])
+        side = self.input_side
+        self.embed_images([Image.new("RGB", (side * 4 // 3, side), (127, 127, 127))])
         self.embed_texts([PROMPT_PREFIX + "warm-up"])
-        log.info("CLIP %s on %s warmed up (context %d tokens)", self.spec.model, self.device,
-                 self.context_length)
+        log.info("CLIP %s on %s warmed up (context %d tokens, %d decode threads)", self.spec.model,
+                 self.device, self.context_length, self.decode_threads)
 
     def close(self) -> None:
         self._batcher.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.model = None
 
-    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """L2-normalised embeddings, one row per image, on the CPU."""
-        pixels = torch.stack([self.preprocess(img) for img in images])
+    @property
+    def input_side(self) -> int:
+        """The side of the square the model sees (224 for ViT-B-32)."""
+        if self.resize_crop is not None:
+            return self.resize_crop.side
+        size = getattr(getattr(self.model, "visual", None), "image_size", 224)
+        return int(max(size) if isinstance(size, tuple | list) else size)
+
+    def parallel(self, fn: Callable[[T], R], args: Iterable[T]) -> list[R]:
+        """`[fn(a) for a in args]` on the decode threads (inline for one argument)."""
+        args = list(args)
+        if len(args) <= 1 or self._pool is None:
+            return [fn(a) for a in args]
+        return list(self._pool.map(fn, args))
+
+    def prepare(self, img: Image.Image) -> Any:
+        """One decoded RGB image -> what `pixel_batch` takes; thread-safe, runs on the decode threads."""
+        if self.resize_crop is None:
+            return self.preprocess(img)
+        if self.preprocess_on_device:
+            return np.asarray(img)
+        return self.resize_crop.crop_on_cpu(img)
+
+    def pixel_batch(self, prepared: Sequence[Any]) -> torch.Tensor:
+        """The model's input batch, on the model's device, from `prepare`'s outputs."""
+        if self.resize_crop is None:
+            return torch.stack(list(prepared))
+        if self.preprocess_on_device:
+            return self.resize_crop.on_device(prepared, self.device)
+        return self.resize_crop.batch(prepared, self.device)
+
+    def embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of a `pixel_batch`, one row per image, on the CPU."""
         return self._batcher.submit("image", pixels)
+
+    def embed_images(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """L2-normalised embeddings of RGB images, one row per image, on the CPU."""
+        return self.embed_pixels(self.pixel_batch(self.parallel(self.prepare, images)))
 
     def embed_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """L2-normalised embeddings, one row per text; the tokenizer truncates to the context length."""

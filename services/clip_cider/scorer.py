@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from proto.models import ScoreItem
 from services.clip_cider.cider import CiderD, Corpus, load_corpus
 from services.clip_cider.clip import CLIP_WEIGHT, PROMPT_PREFIX, ClipEmbedder, ClipSpec, clip_score
 from services.clip_cider.images import ImageEmbeddings, embed_request_images
-from services.clip_cider.metrics import ClipCiderCollector
+from services.clip_cider.metrics import ClipCiderCollector, RequestStages, StageClock
 from services.clip_cider.settings import ClipCiderSettings
 from services.clip_cider.text import (
     TOKENIZER_VERSIONS,
@@ -24,6 +25,7 @@ from services.clip_cider.text import (
     extract_explanation,
     tokenizer_for,
 )
+from services.clip_cider.weights import Download, locate
 from services.common.params import FiniteFloat
 from services.common.scoring import Batch, NotReadyError, ParamsError, Scored, score_each
 
@@ -91,7 +93,7 @@ class ClipCiderScorer:
     """
 
     name = "clip_cider"
-    version = "1.1.0"
+    version = "1.2.0"  # 1.2: the fast image path (pixels within a level of open_clip's preprocess)
     score_range = (0.0, 1.0)
     params_model = ClipCiderParams
 
@@ -106,13 +108,16 @@ class ClipCiderScorer:
             batch_rows=settings.clip_batch_rows,
             batch_wait_s=settings.clip_batch_wait_ms / 1000,
             cache_size=settings.image_cache_size,
+            decode_threads=settings.clip_decode_threads,
         )
+        self.stages = StageClock()
         self._corpus: Corpus | None = None
         # The fixed corpus's document frequencies under each tokenizer, built on first use.
         self._cider_by_tokenizer: dict[str, CiderD] = {}
         self._cider_lock = threading.Lock()
         self._corpus_facts: dict[str, Any] = {}
         self._load_error: str | None = None
+        self._download: Download | None = None
 
     def load(self) -> None:
         try:
@@ -124,17 +129,29 @@ class ClipCiderScorer:
                                       "documents": len(corpus.reference_sets)}
                 log.info("CIDEr-D corpus %s: %d reference sets, sha256 %s",
                          corpus.path, len(corpus.reference_sets), corpus.sha256[:16])
-            self.embedder.load()
+            s = self.settings
+            weights = locate(s.clip_model, s.clip_pretrained, s.clip_cache_dir)
+            if weights is None:
+                # Not on disk: downloaded in the background, with a deadline, while /readyz says so.
+                self._download = Download(s.clip_model, s.clip_pretrained, s.clip_cache_dir,
+                                          s.load_timeout_s, then=self.embedder.load)
+                self._download.start()
+            else:
+                self.embedder.load(weights)
         except Exception as exc:
             self._load_error = f"load failed: {type(exc).__name__}: {exc}"
             raise
 
     def close(self) -> None:
+        if self._download is not None:
+            self._download.stop()
         self.embedder.close()
 
     def not_ready_reason(self) -> str | None:
         if self._load_error:
             return self._load_error
+        if self._download is not None and (why := self._download.reason()):
+            return why
         return None if self.embedder.ready else f"loading CLIP {self.settings.clip_model}"
 
     def warnings(self) -> list[str]:
@@ -165,20 +182,26 @@ class ClipCiderScorer:
 
     def register_metrics(self, registry) -> None:
         registry.register(ClipCiderCollector(self.embedder))
+        self.stages.register(registry)
 
     def score(self, batch: Batch) -> list[Scored]:
         if not self.embedder.ready:
             raise NotReadyError(self.not_ready_reason() or "CLIP is not loaded")
         items: list[ScoreItem] = list(batch.items)
         params: ClipCiderParams = batch.params
-        tokenize = tokenizer_for(params.tokenizer)
-        prepared = [
-            _Prepared(extract_explanation(it.completion, params.explain_tag), _references(it, tokenize))
-            for it in items
-        ]
-        plan = self._plan(params, [p.references for p in prepared if p.references])
-        self._embed(items, prepared, batch)
-        return score_each(prepared, lambda p: _combine(p, plan))
+        # A GRPO group's K completions share one reference list: each distinct text is tokenized once.
+        tokenize = functools.lru_cache(maxsize=None)(tokenizer_for(params.tokenizer))
+        with self.stages.request() as stages:
+            with stages.time("cider"):
+                prepared = [
+                    _Prepared(extract_explanation(it.completion, params.explain_tag),
+                              _references(it, tokenize))
+                    for it in items
+                ]
+                plan = self._plan(params, [p.references for p in prepared if p.references])
+            self._embed(items, prepared, batch, stages)
+            with stages.time("cider"):
+                return score_each(prepared, lambda p: _combine(p, plan))
 
     def _plan(self, params: ClipCiderParams, request_refs: list[list[list[str]]]) -> _Plan:
         s = self.settings
@@ -208,10 +231,11 @@ class ClipCiderScorer:
                 )
             return self._cider_by_tokenizer[tokenizer]
 
-    def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch) -> None:
+    def _embed(self, items: list[ScoreItem], prepared: list[_Prepared], batch: Batch,
+               stages: RequestStages) -> None:
         images: ImageEmbeddings = embed_request_images(
             self.embedder, items, batch.images, self.settings.image_root, self.settings.max_image_pixels,
-            self.settings.max_request_pixels,
+            self.settings.max_request_pixels, stages,
         )
         for it, p in zip(items, prepared, strict=True):
             p.image = images.get(it.image_id) if it.image_id is not None else None
@@ -220,7 +244,9 @@ class ClipCiderScorer:
             PROMPT_PREFIX + p.explanation for p in prepared if isinstance(p.image, torch.Tensor)
         ))
         if prompts:
-            by_prompt = dict(zip(prompts, self.embedder.embed_texts(prompts), strict=True))
+            with stages.time("forward"):
+                embedded = self.embedder.embed_texts(prompts)
+            by_prompt = dict(zip(prompts, embedded, strict=True))
             for p in prepared:
                 if isinstance(p.image, torch.Tensor):
                     p.text = by_prompt[PROMPT_PREFIX + p.explanation]

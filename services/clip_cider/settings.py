@@ -21,7 +21,12 @@ class ClipCiderSettings(ServiceSettings):
             open_clip first, named by file stem; how tests get a tiny model.
         clip_device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
         clip_batch_rows / clip_batch_wait_ms: micro-batching of concurrent requests on the device.
+        clip_decode_threads: threads decoding and preprocessing images, shared by all requests;
+            0 takes torch's intra-op thread count (OMP_NUM_THREADS), at most 8.
         image_cache_size: image embeddings kept across requests, keyed by content hash.
+        load_timeout_s: how long a download of weights not on disk may take
+            (`CLIP_CIDER_LOAD_TIMEOUT_S`); the service answers /readyz 503 meanwhile, and with the
+            reason and the fixes when it gives up. It never retries on its own.
 
     CIDEr-D:
         corpus_path: JSONL, one `references` list per line; document frequencies come from it.
@@ -44,7 +49,9 @@ class ClipCiderSettings(ServiceSettings):
     clip_seed: int = Field(default=0, description="Seed of random weights (clip_pretrained empty).")
     clip_batch_rows: int = Field(default=64, ge=1, le=4096)
     clip_batch_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    clip_decode_threads: int = Field(default=0, ge=0, le=64)
     image_cache_size: int = Field(default=4096, ge=0)
+    load_timeout_s: float = Field(default=60.0, gt=0, le=86400)
     corpus_path: Path | None = None
     w_clip: float = Field(default=0.5, ge=0)
     w_cider: float = Field(default=0.5, ge=0)

@@ -13,6 +13,7 @@ import os
 import stat
 import threading
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -22,6 +23,11 @@ from proto.models import ImageData
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 # A file under the root is read whole; more than any sane encoded image is refused unread.
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024
+# Decodes larger than this (pixels, after any DCT scaling) all run on one thread, one at a time:
+# however many threads decode a request's images, one full-size buffer exists at a time, and its
+# freed memory stays in that one thread's malloc arena instead of one arena per decoding thread.
+LARGE_DECODE_PIXELS = 4_000_000
+_large_decoder = ThreadPoolExecutor(1, thread_name_prefix="large-image-decode")
 
 
 class ImageRejected(ValueError):
@@ -83,13 +89,14 @@ def _read_under_root(rel: str, root: Path | None) -> bytes:
 
 
 def decode_image(raw: bytes, max_pixels: int, *, budget: PixelBudget | None = None,
-                 min_side: int | None = None) -> Image.Image:
+                 min_side: int | None = None, draft_side: int | None = None) -> Image.Image:
     """Decode to RGB, checking format and pixel count before any pixel data is decompressed.
 
     With `min_side`, the image is reduced while it decodes to the smallest size whose shorter side
     is still at least `min_side` (JPEG by DCT scaling, others by an integer box reduction), so a
     6000x6000 photo costs one full-size buffer for a moment, not for the whole request. Images
-    already that small decode exactly as before.
+    already that small decode exactly as before. `draft_side` lets JPEG's DCT scaling go further
+    than the box reduction may (its filter is close to an ideal low-pass; a box is not).
     """
     try:
         with warnings.catch_warnings():
@@ -100,12 +107,14 @@ def decode_image(raw: bytes, max_pixels: int, *, budget: PixelBudget | None = No
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageRejected(f"image has {w}x{h} pixels, over the cap of {max_pixels}")
-            factor = _reduction(w, h, min_side)
+            factor = _reduction(w, h, draft_side or min_side)
             if factor > 1 and img.format == "JPEG":
                 img.draft("RGB", (math.ceil(w / factor), math.ceil(h / factor)))
             if budget is not None:
                 budget.take(img.size[0] * img.size[1])
-            return _reduced_rgb(img, min_side)
+            if img.size[0] * img.size[1] <= LARGE_DECODE_PIXELS:
+                return _reduced_rgb(img, min_side)
+            return _large_decoder.submit(_reduced_rgb, img, min_side).result()
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -21,6 +21,7 @@ from services.common.app import create_app
 from tests.deploy.support import (
     COMPOSE_SPEC,
     ROOT,
+    env_names,
     raw_compose,
     resolved_compose,
     settings_class,
@@ -137,7 +138,7 @@ def test_override_files_are_valid_and_name_services_of_the_compose_file(path: Pa
     override = yaml.safe_load(path.read_text())
     errors = list(jsonschema.Draft7Validator(json.loads(COMPOSE_SPEC.read_text())).iter_errors(override))
     assert not errors, [e.message for e in errors]
-    own = set(raw_compose()["services"]) | {"fake_openai"}
+    own = set(raw_compose()["services"]) | {"fake_openai", "clip_offline"}
     assert set(override["services"]) <= own, f"{path.name} names services docker-compose.yml lacks"
 
 
@@ -162,3 +163,33 @@ def test_readme_names_the_script():
     readme = (ROOT / "README.md").read_text()
     stack = readme[readme.index("## The stack"):]
     assert "scripts/stack_check.sh" in stack[: stack.index("\n## ", 3)]
+
+
+def test_the_offline_clip_is_clip_cider_with_real_weights_no_cache_and_a_refusing_hub():
+    offline = yaml.safe_load((CHECK_DIR / "compose.yml").read_text())["services"]["clip_offline"]
+    clip = raw_compose()["services"]["clip_cider"]
+    assert offline["command"] == clip["command"] and offline["profiles"] == ["offline-check"]
+    assert offline["restart"] == "unless-stopped" and offline["init"] is True  # as the real one
+    env = offline["environment"]
+    assert set(env) - env_names(settings_class("clip_cider")) <= {"HF_HOME", "HF_ENDPOINT", "OMP_NUM_THREADS"}
+    assert env["CLIP_CIDER_CLIP_PRETRAINED"] == "openai" and env["HF_ENDPOINT"].startswith("http://127.0.0.1:")
+    text = SCRIPT.read_text()
+    assert f"OFFLINE_CACHE={env['CLIP_CIDER_CLIP_CACHE_DIR']} " in text
+    assert 'step "clip offline" offline_clip' in text and "--profile offline-check down" in text
+
+
+@pytest.mark.slow
+def test_the_offline_probe_reads_the_services_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{probe.free_port()}")
+    cache = str(tmp_path / "no-weights")
+    with _serve("clip_cider", clip_model="ViT-B-32", clip_pretrained="openai", clip_cache_dir=cache,
+                clip_device="cpu") as url:
+        assert probe.offline(url, cache, wait_s=60) is None
+        assert "Fix one of" in capsys.readouterr().out
+        assert probe.offline(url, "/elsewhere", wait_s=2).startswith("no offline reason on /readyz")
+    from tests.services.clip_cider.support import TINY_NAME, write_tiny_config
+
+    with _serve("clip_cider", clip_model=TINY_NAME, clip_pretrained="",
+                clip_model_config=write_tiny_config(tmp_path), clip_device="cpu") as url:
+        assert probe.offline(url, cache, wait_s=2) == "/readyz is 200: ready without weights or hub"

@@ -63,3 +63,25 @@ def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
 
 def b64(raw: bytes) -> dict[str, str]:
     return {"b64": base64.b64encode(raw).decode("ascii")}
+
+
+def photo(seed: int, size: tuple[int, int] = (640, 480), fmt: str = "JPEG") -> bytes:
+    """A photo-like image, encoded: smooth gradients, a few soft-edged shapes, low-amplitude noise."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    ramp = (np.cos(angle) * xx / w + np.sin(angle) * yy / h)[..., None]
+    base = rng.uniform(40, 200, 3) + rng.uniform(-60, 60, 3) * ramp
+    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, w - 8)), int(rng.integers(0, h - 8))
+        box = (x0, y0, x0 + int(rng.integers(8, w // 2)), y0 + int(rng.integers(8, h // 2)))
+        fill = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=fill)
+    img = img.filter(ImageFilter.GaussianBlur(1.2))
+    noisy = np.asarray(img, dtype=np.int16) + rng.integers(-6, 7, (h, w, 3))
+    return encode(Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)), fmt)

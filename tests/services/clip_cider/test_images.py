@@ -1,6 +1,8 @@
 """Images in clip_cider: per-request dedup, the cross-request cache, confinement to the root, bad images."""
 
 import os
+import threading
+import time
 
 import pytest
 from PIL import Image
@@ -127,3 +129,84 @@ def test_paths_refused_without_a_root(tiny_config):
     with loaded(settings_for(tiny_config)) as s:
         [r] = run(s, grpo_items(["a"], 1), {"a": {"path": "sub/ok.png"}})
     assert r.reward is None and "no image root" in r.reason
+
+
+def test_stage_seconds_reach_prometheus_once_per_request(scorer):
+    registry = CollectorRegistry()
+    scorer.register_metrics(registry)
+
+    def sample(kind, stage):
+        return registry.get_sample_value(f"clip_cider_stage_seconds_{kind}", {"stage": stage}) or 0.0
+
+    stages = ("decode", "preprocess", "forward", "cider")
+    images = {"n": b64(encode(image(31))), "m": b64(encode(image(32)))}
+    items = [it.model_copy(update={"reference": "a photo of noise"}) for it in grpo_items(["n", "m"], 4)]
+    before = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    run(scorer, items, images)
+    first = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    run(scorer, items, images)  # the same images again: cache hits, nothing to preprocess
+    second = {s: (sample("count", s), sample("sum", s)) for s in stages}
+    for s in stages:
+        assert first[s][0] == before[s][0] + 1 and second[s][0] == first[s][0] + 1, s
+        assert first[s][1] > before[s][1], s
+    assert second["preprocess"][1] == first["preprocess"][1]
+    assert second["forward"][1] > first["forward"][1]  # the texts still go through CLIP
+    assert scorer.stages.snapshot()["requests"] >= 2
+
+
+def test_a_requests_images_decode_concurrently(tiny_config, monkeypatch):
+    import services.clip_cider.images as images_module
+
+    # Each decode waits for another one to be in flight: one at a time, the barrier breaks.
+    barrier = threading.Barrier(2, timeout=10)
+    real = images_module.decode_image
+
+    def decode_in_company(raw, *args, **kwargs):
+        barrier.wait()
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "decode_image", decode_in_company)
+    with loaded(settings_for(tiny_config, clip_decode_threads=2)) as s:
+        results = run(s, grpo_items(["a", "b"], 1), {"a": b64(encode(image(50))), "b": b64(encode(image(51)))})
+    assert [r.status for r in results] == [ItemStatus.ok] * 2
+
+
+def test_a_trl_request_with_a_shared_root_scores_as_one_with_bytes(tiny_config, tmp_path):
+    from integrations.trl_items import build_items
+
+    files = []
+    for i in range(3):
+        files.append(tmp_path / "data" / f"{i}.jpg")
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_bytes(encode(image(60 + i, (120, 90)), fmt="JPEG"))
+    columns = {"image": [Image.open(f) for f in files for _ in range(2)]}
+    completions = [f"<explain>a photo {j}</explain>" for j in range(6)]
+    by_path = build_items(["p"] * 6, completions, columns, image_root=tmp_path / "data")
+    by_bytes = build_items(["p"] * 6, completions, columns)
+    assert {d.path for d in by_path[1].values()} == {"0.jpg", "1.jpg", "2.jpg"}
+    with loaded(settings_for(tiny_config, image_root=tmp_path / "data")) as s:
+        paths, d = delta(s, lambda: [r.parts["clip"] for r in s.score(Batch(*by_path, ClipCiderParams()))])
+        raw, again = delta(s, lambda: [r.parts["clip"] for r in s.score(Batch(*by_bytes, ClipCiderParams()))])
+    # The same files: the bytes sent the second time hit the cache the paths filled.
+    assert (d["images_embedded"], again["images_embedded"], again["image_cache_hits"]) == (3, 0, 3)
+    assert paths == raw
+
+
+def test_a_spent_pixel_budget_refuses_the_later_images_whatever_decodes_first(tiny_config, monkeypatch):
+    import services.clip_cider.images as images_module
+
+    real = images_module.decode_image
+    order = [f"i{k}" for k in range(4)]
+    raw = {i: encode(image(70 + k, (100, 100))) for k, i in enumerate(order)}
+    by_raw = {r: k for k, r in enumerate(raw.values())}
+
+    def late_first(data, *args, **kwargs):
+        time.sleep(0.05 * (3 - by_raw[data]))  # the last image reaches the budget first
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(images_module, "decode_image", late_first)
+    with loaded(settings_for(tiny_config, clip_decode_threads=4, max_request_pixels=2 * 100 * 100,
+                             image_cache_size=0)) as s:
+        results = run(s, grpo_items(order, 1), {i: b64(r) for i, r in raw.items()})
+    assert [r.status for r in results] == [ItemStatus.ok] * 2 + [ItemStatus.unscorable] * 2
+    assert all("pixel budget" in r.reason for r in results[2:])
