@@ -118,7 +118,8 @@ async def _score_entry(entry: RewardEntry, rows: list[dict[str, Any]],
             columns = {key: [row[key] for row in chunk] for key in chunk[0] if key != "prompt"}
             items, images = build_items([row["prompt"] for row in chunk],
                                         completions[start:start + SCORE_CHUNK], columns,
-                                        reference=entry.reference, send_images=entry.send_images)
+                                        reference=entry.reference, send_images=entry.send_images,
+                                        image_root=entry.image_root)
             try:
                 response = await client.score(items, images=images, params=entry.params)
             except RewardServiceError as exc:

@@ -106,7 +106,8 @@ async def _score_one(i: int, entry: RewardEntry, row: dict[str, Any]) -> str | N
     solution = next((row[c] for c in wanted if row.get(c) is not None), "")
     completion = f"<think>preflight</think><answer>{_first(solution)}</answer>"
     items, images = build_items([row.get("prompt")], [completion], columns,
-                                reference=entry.reference, send_images=entry.send_images)
+                                reference=entry.reference, send_images=entry.send_images,
+                                image_root=entry.image_root)
     token = os.environ.get(entry.token_env) if entry.token_env else None
     urls = entry.endpoints
     try:

@@ -125,6 +125,15 @@ class ClipSpec:
     def random_init(self) -> bool:
         return not self.pretrained
 
+    def activation(self) -> dict[str, bool]:
+        """QuickGELU when the pretrained tag was trained with it (OpenAI's CLIPs, which CLIPScore
+        is defined on): open_clip builds `ViT-B-32` with GELU and only warns that the tag wants
+        QuickGELU, and says nothing when the same weights come from a cached file."""
+        if self.random_init or Path(self.pretrained).suffix:
+            return {}
+        tag = open_clip.get_pretrained_cfg(self.model, self.pretrained) or {}
+        return {"force_quick_gelu": True} if tag.get("quick_gelu") else {}
+
     def resolved_device(self) -> str:
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
@@ -178,7 +187,7 @@ class ClipEmbedder:
                 spec.model, pretrained=weights.path if weights else spec.pretrained or None,
                 device=self.device, pretrained_image=False, pretrained_text=False,
                 cache_dir=str(spec.cache_dir) if spec.cache_dir else None,
-                **(weights.preprocess if weights else {}),
+                **(weights.preprocess if weights else {}), **spec.activation(),
             )
         model.eval()
         self.tokenizer = open_clip.get_tokenizer(spec.model)

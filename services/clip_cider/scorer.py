@@ -93,7 +93,9 @@ class ClipCiderScorer:
     """
 
     name = "clip_cider"
-    version = "1.2.0"  # 1.2: the fast image path (pixels within a level of open_clip's preprocess)
+    # 1.2: the fast image path (pixels within a level of open_clip's preprocess); QuickGELU for
+    # OpenAI weights, as they were trained (CLIP parts move for the `openai` tag).
+    version = "1.2.0"
     score_range = (0.0, 1.0)
     params_model = ClipCiderParams
 

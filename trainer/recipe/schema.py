@@ -16,7 +16,7 @@ Sections:
 > rewards
     one entry per reward service (`proto.rewards.RewardEntry`, shared with the gateway): name,
     url or urls, weight, params, timeout_s, unreachable_s, on_error, max_failed_fraction, window,
-    token_env, reference, send_images
+    token_env, reference, send_images, image_root
 > grpo
     handed to TRL's `GRPOConfig` as is; unknown keys are refused by name
 > vllm

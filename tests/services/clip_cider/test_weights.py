@@ -154,3 +154,38 @@ def test_the_check_command_prints_the_reason_and_fails(tmp_path, refused):
     done = subprocess.run([sys.executable, "-m", "services.clip_cider.weights"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "cannot be reached" in done.stdout and "HF_ENDPOINT" in done.stdout
+
+
+class _Built(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("pretrained", "quick"), [("openai", True), ("laion2b_s34b_b79k", False),
+                                                    ("", False)])
+def test_openai_weights_get_the_quickgelu_they_were_trained_with(monkeypatch, pretrained, quick):
+    # open_clip builds ViT-B-32 with GELU whatever the tag, and is silent when the OpenAI weights
+    # come from a cached file: CLIPScore's embeddings need QuickGELU.
+    import open_clip
+
+    from services.clip_cider.clip import ClipEmbedder, ClipSpec
+
+    seen = {}
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise _Built
+
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", capture)
+    cached = LocalWeights(path="/cache/open_clip_model.safetensors", preprocess={})
+    with pytest.raises(_Built):
+        ClipEmbedder(ClipSpec(model="ViT-B-32", pretrained=pretrained, device="cpu")).load(
+            cached if pretrained else None)
+    assert seen.get("force_quick_gelu", False) is quick
+
+
+def test_force_quick_gelu_builds_quickgelu_activations():
+    import open_clip
+
+    model = open_clip.create_model("ViT-B-32", pretrained=None, force_quick_gelu=True)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "QuickGELU" in kinds and "GELU" not in kinds
