@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trainer
 from rewardstack.console import console
-from rewardstack.score.command import cmd_score
+from rewardstack.score.command import UNREACHABLE_S, cmd_score
 
 # Inside the trainer package, so that `rewardstack example` works from a wheel as from a checkout.
 EXAMPLE_FILE = Path(trainer.__file__).resolve().parent / "examples" / "completions.jsonl"
@@ -29,6 +29,7 @@ def cmd_example(args: argparse.Namespace) -> int:
         console.print(f"regex_format serving at {urls['regex_format']}")
         ns = argparse.Namespace(
             input=args.input, reward=[f"format={urls['regex_format']}"], params=[], out=args.out,
-            chunk=64, token=None, deadline=60.0, show_items=True, resume=False, max_null_fraction=0.0,
+            chunk=64, token=None, deadline=60.0, unreachable_s=UNREACHABLE_S, show_items=True, resume=False,
+            max_null_fraction=0.0,
         )
         return cmd_score(ns)

@@ -11,7 +11,6 @@ fresh, and a path must be a checkpoint directory or the run stops before loading
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -100,9 +99,10 @@ def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None)
 
     out = Path(recipe.output.dir)
     checkpoint = resolve_resume(recipe.resume, out)
-    dataset = preflight(recipe, dataset)  # a recipe that would fail at step 1 fails before the model loads
+    # A recipe that would fail at step 1 (params, data, a service that does not answer) fails here,
+    # before the model loads: the one contact with each service before training.
+    dataset = preflight(recipe, dataset)
     rewards = RewardSet(recipe.rewards)
-    asyncio.run(rewards.preflight())
     check_token_budget(recipe, dataset, max_new_tokens=completion_length(recipe),
                        use_vllm=recipe.vllm.mode != "none")
     out.mkdir(parents=True, exist_ok=True)

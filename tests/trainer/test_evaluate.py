@@ -77,17 +77,27 @@ def test_eval_writes_scored_lines_summary_and_histograms(format_url: str, tmp_pa
             assert image.format == "PNG" and image.size[0] > 0
 
 
-def test_a_dead_service_with_skip_gives_nulls_counted_in_the_summary(format_url: str,
-                                                                    tmp_path: Path) -> None:
+def test_a_service_that_dies_midway_with_skip_gives_nulls_counted_in_the_summary(
+        format_url: str, tmp_path: Path) -> None:
+    import asyncio
+
+    from trainer.evaluate import score_all, write_outputs
+
     dead = f"http://127.0.0.1:{free_port()}"
+    # timeout_s the test would not wait out: the client gives up at unreachable_s, as training's does
     rewards = [*_format_rewards(format_url)[:1],
-               {"name": "gone", "url": dead, "timeout_s": 1.0, "on_error": "skip"}]
-    out = run_eval(_recipe(rewards), adapter=None, limit=3, out_dir=tmp_path / "eval")
-    lines = _lines(out)
+               {"name": "gone", "url": dead, "timeout_s": 5.0, "unreachable_s": 0.2, "on_error": "skip"}]
+    recipe = _recipe(rewards)
+    rows = [{"prompt": [{"role": "user", "content": "q"}], "question": "q", "solution": "2"}] * 3
+    completions = ["<think>a</think><answer>2</answer>"] * 3
+    results = asyncio.run(score_all(recipe, rows, completions))
+    write_outputs(tmp_path, rows, completions, results)
+    lines = _lines(tmp_path)
     assert [line["rewards"]["gone"] for line in lines] == [None, None, None]
     assert lines[0]["details"]["gone"]["status"] == "error"
-    assert all(line["rewards"]["format"] is not None for line in lines)
-    summary = {row["reward"]: row for row in json.loads((out / "summary.json").read_text())}
+    assert "unreachable for 0.2s" in lines[0]["details"]["gone"]["reason"]
+    assert all(line["rewards"]["format"] == 1.0 for line in lines)
+    summary = {row["reward"]: row for row in json.loads((tmp_path / "summary.json").read_text())}
     assert summary["gone"]["nulls"] == 3 and summary["gone"]["mean"] is None
 
 
@@ -95,7 +105,7 @@ def test_a_dead_service_with_abort_names_the_reward_and_url(tmp_path: Path) -> N
     dead = f"http://127.0.0.1:{free_port()}"
     recipe = _recipe([{"name": "gone", "url": dead, "timeout_s": 1.0, "on_error": "abort"}])
     # The preflight finds it before the model loads; EvalError would find it after generating.
-    with pytest.raises(PreflightError, match=f"reward 'gone' at {dead}"):
+    with pytest.raises(PreflightError, match=rf"rewards\[0\] \(gone\) at {dead}: no answer"):
         run_eval(recipe, adapter=None, limit=2, out_dir=tmp_path / "eval")
 
 
