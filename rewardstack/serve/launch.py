@@ -1,12 +1,16 @@
 """Start reward services as local uvicorn processes (for `rewardstack serve`, the demo and tests).
 
 Services are started by their ASGI path in a child process, never imported here: the command
-reaches services by URL only.
+reaches services by URL only. No child outlives the command: each is stopped (SIGTERM, then
+SIGKILL) when its launcher exits, and on Linux the kernel also sends it SIGTERM when the process
+that started it dies without cleaning up (SIGKILL, a crash): PR_SET_PDEATHSIG.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -41,6 +45,30 @@ SERVICES: dict[str, ServiceSpec] = {
 
 class LaunchError(RuntimeError):
     pass
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _libc_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once, here: between fork and exec (where it runs) a child should only call it.
+_PRCTL = _libc_prctl()
+
+
+def _die_with_parent(parent: int) -> None:
+    """preexec_fn: this child gets SIGTERM when the process that started it dies, however it dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def default_services(env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
@@ -114,8 +142,11 @@ def spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bo
     # A file, not a pipe: a pipe nobody reads fills up and blocks a chatty service.
     # It lives as long as the process, so no context manager.
     log = open(log_path, "a+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    # A session of its own keeps the terminal's Ctrl-C for the launcher, which stops its children
+    # in order; the parent-death signal covers a launcher that cannot.
+    parent = os.getpid()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=lambda: _die_with_parent(parent))
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
@@ -157,3 +188,4 @@ def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+        proc.log.close()  # type: ignore[attr-defined]

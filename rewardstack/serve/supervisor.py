@@ -7,7 +7,6 @@ exponential back-off, or, with `on_crash="exit"`, everything stops with the reas
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import tempfile
 import time
@@ -60,7 +59,7 @@ def serve_command(services: list[str], host: str, base_port: int | None, log_dir
 
 
 def _watch(sup: Supervisor, console: Console) -> int:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
+    # SIGTERM arrives as KeyboardInterrupt too (rewardstack.errors.run_verb): both stop every child.
     try:
         while True:
             reason = sup.check()
