@@ -73,7 +73,7 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     args = GRPOConfig(**kwargs)
     model = load_model(recipe.model)
     processor = load_processor(recipe.model, options=recipe.processor)
-    writer, panel, curves = feedback_callbacks(recipe.output.dir)
+    feedback = feedback_callbacks(recipe.output.dir)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards.functions,
@@ -81,13 +81,13 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
         train_dataset=dataset,
         processing_class=processor,
         peft_config=lora_config(recipe.lora),
-        callbacks=[rewards.callback(), writer, panel, curves, *callbacks],
+        callbacks=[rewards.callback(), *feedback.callbacks, *callbacks],
     )
     if recipe.lora_enabled:
         placed = lora_placement(trainer.model)
         log.info("LoRA adapters on %d language-model modules and %d vision modules",
                  placed["language"], placed["vision"])
-    panel.attach(trainer)
+    feedback.attach(trainer)
     return trainer, processor
 
 
