@@ -47,6 +47,8 @@ def generate_transformers(
     """Greedy completions, `batch_size` prompts at a time (left-padded), with a progress bar."""
     import torch
 
+    from trainer.model.loading import chat_processor_kwargs
+
     tokenizer = getattr(processor, "tokenizer", processor)
     model.eval()
     completions: list[str] = []
@@ -55,7 +57,8 @@ def generate_transformers(
         for batch in _batches(rows, batch_size):
             inputs = processor.apply_chat_template(
                 [conversation(row) for row in batch], add_generation_prompt=True, tokenize=True,
-                return_dict=True, return_tensors="pt", processor_kwargs={"padding": True},
+                return_dict=True, return_tensors="pt",
+                processor_kwargs=chat_processor_kwargs(processor, padding=True),
             ).to(model.device)
             with torch.inference_mode():
                 output = model.generate(
@@ -116,13 +119,16 @@ def generate_vllm(
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
+    from trainer.model.loading import chat_processor_kwargs
+
     llm = LLM(
         model=model_id, dtype=dtype, enable_lora=lora_dir is not None, max_lora_rank=lora_rank,
         limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
     )
     requests = [
         {"prompt": processor.apply_chat_template(conversation(row), add_generation_prompt=True,
-                                                 tokenize=False),
+                                                 tokenize=False,
+                                                 processor_kwargs=chat_processor_kwargs(processor)),
          "multi_modal_data": {"image": row["image"]}}
         for row in rows
     ]

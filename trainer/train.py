@@ -60,7 +60,13 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
     from trainer.data import build_dataset
     from trainer.feedback.callbacks import feedback_callbacks
-    from trainer.model.loading import load_model, load_processor, lora_config, lora_placement
+    from trainer.model.loading import (
+        load_model,
+        load_processor,
+        lora_config,
+        lora_placement,
+        trl_chat_template_kwargs,
+    )
 
     if dataset is None:
         dataset, _summary = build_dataset(recipe.data)
@@ -73,6 +79,7 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     args = GRPOConfig(**kwargs)
     model = load_model(recipe.model)
     processor = load_processor(recipe.model, options=recipe.processor)
+    args.chat_template_kwargs = trl_chat_template_kwargs(processor, args.chat_template_kwargs)
     feedback = feedback_callbacks(recipe.output.dir)
     trainer = GRPOTrainer(
         model=model,
