@@ -16,9 +16,9 @@ EXAMPLE_FILE = Path(trainer.__file__).resolve().parent / "examples" / "completio
 def add_parser(sub) -> None:
     s = sub.add_parser("example", help="start regex_format and score the shipped example file")
     s.add_argument("--input", type=Path, default=EXAMPLE_FILE,
-                   help="the file to score (default: the shipped one)")
+                   help="the file to score (default: the shipped one, %(default)s)")
     s.add_argument("--out", type=Path, default=Path("outputs/example.scored.jsonl"),
-                   help="where the scored lines go (default: outputs/example.scored.jsonl)")
+                   help="where the scored lines go (default %(default)s)")
     s.set_defaults(func=cmd_example)
 
 

@@ -29,19 +29,20 @@ def add_parser(sub) -> None:
     s.add_argument("--params", action="append", default=[], metavar="NAME=JSON",
                    help="params for the reward NAME, e.g. format='{\"mode\": \"reasoning_solution\"}'")
     s.add_argument("--out", type=Path, help="output JSONL (default: INPUT.scored.jsonl)")
-    s.add_argument("--chunk", type=positive(int), default=256, help="items per progress step")
+    s.add_argument("--chunk", type=positive(int), default=256,
+                   help="items sent per request and progress step (default %(default)s)")
     s.add_argument("--token", help="bearer token, when the services require one")
     s.add_argument("--deadline", type=positive(float), default=300.0,
                    help="seconds a service may take per step, retries included, before the run stops "
-                        "(default 300)")
+                        "(default %(default)s)")
     s.add_argument("--unreachable-s", type=positive(float), default=UNREACHABLE_S, metavar="S",
                    help="a service that refuses connections this long is down and the run stops then, "
-                        f"not at --deadline (default {UNREACHABLE_S:g}, as in a recipe)")
+                        "not at --deadline (default %(default)s, as a recipe's unreachable_s)")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
     s.add_argument("--resume", action="store_true",
                    help="continue the partial file (OUT with .partial) a failed or interrupted run left")
     s.add_argument("--max-null-fraction", type=float, default=0.0, metavar="F",
-                   help="exit 1 when a service's share of null rewards is above F (default 0)")
+                   help="exit 1 when a service's share of null rewards is above F (default %(default)s)")
     s.set_defaults(func=cmd_score)
 
 
