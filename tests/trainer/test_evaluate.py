@@ -1,4 +1,5 @@
-"""Evaluation on the tiny model, scored by a real regex_format service over HTTP."""
+"""Evaluation on the tiny model, scored by a real regex_format service over HTTP; the completions it
+scores and shows are decoded whole, without bytes that form no character."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from services.regex_format.scorer import RegexFormatScorer
 from services.regex_format.settings import RegexFormatSettings
 from tests.helpers import free_port, serve_app
 from trainer.evaluate import EvalError, run_eval
+from trainer.generation import decode_completions
 from trainer.preflight import PreflightError
 from trainer.recipe import parse_recipe
 
@@ -140,3 +142,42 @@ def test_an_adapter_folder_that_is_neither_lora_nor_model_is_refused(tmp_path: P
     with pytest.raises(EvalError, match="neither a LoRA adapter"):
         run_eval(_recipe(_format_rewards(format_url)), adapter=tmp_path / "empty", limit=2,
                  out_dir=tmp_path / "eval")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    from trainer.model.tiny import tiny_model_dir
+
+    return AutoTokenizer.from_pretrained(tiny_model_dir())  # byte-level BPE: 'é' is two tokens here
+
+
+@pytest.mark.parametrize("text", ["ok é", "Hà Nội", "ok 🙂"])
+def test_a_character_cut_off_at_the_end_is_dropped(tokenizer, text):
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    whole = decode_completions(tokenizer, [ids])
+    assert whole == [text]
+    cut = [ids[:n] for n in range(1, len(ids) + 1)]
+    decoded = decode_completions(tokenizer, cut)
+    assert all("\ufffd" not in d for d in decoded), decoded
+    assert all(text.startswith(d) for d in decoded)
+    assert decoded[-1] == text
+
+
+def test_padding_and_special_tokens_are_not_text(tokenizer):
+    ids = tokenizer.encode("ok é", add_special_tokens=False)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    assert decode_completions(tokenizer, [[*ids[:-1], pad, pad]]) == ["ok "]
+
+
+def test_bytes_that_never_form_a_character_are_left_out_and_the_rest_decoded_whole(tokenizer):
+    # What the demo's random policy writes: a lone lead byte before plain text, twice.
+    e_acute = tokenizer.encode("é", add_special_tokens=False)
+    assert len(e_acute) == 2 and tokenizer.decode(e_acute[:1]) == "\ufffd"
+    lead = e_acute[:1]
+    ids = (tokenizer.encode("<answer>1", add_special_tokens=False) + lead
+           + tokenizer.encode(" ok é", add_special_tokens=False) + lead + lead
+           + tokenizer.encode("x", add_special_tokens=False) + lead)
+    assert "\ufffd" in tokenizer.decode(ids)
+    assert decode_completions(tokenizer, [ids]) == ["<answer>1 ok éx"]
