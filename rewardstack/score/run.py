@@ -96,7 +96,7 @@ async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
 
 
 async def _score_rest(job: Job, done: int, clients, sink, tallies, console: Console) -> None:
-    with Progress(console=console, transient=True) as bar:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("scoring", total=len(job.items), completed=done)
         for start in range(done, len(job.items), job.chunk):
             part = job.items[start:start + job.chunk]

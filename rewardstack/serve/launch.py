@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -27,7 +27,7 @@ from rewardstack.serve.checks import port_problem, why_not
 from trainer.endpoints import SERVICE_NAMES, install_hint, installed
 
 __all__ = ["SERVICES", "LaunchError", "available", "default_services", "install_hint", "installed",
-           "launch_services", "port_problem"]
+           "launch_services", "port_problem", "stop", "stop_all"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def launch_services(
             wait_ready(name, urls[name], procs[name], ready_timeout_s)
         yield urls
     finally:
-        _stop_all(procs)
+        stop_all(procs.values())
 
 
 def spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bool = True,
@@ -175,14 +175,16 @@ def wait_ready(name: str, url: str, proc: subprocess.Popen, timeout_s: float) ->
 
 
 def stop(proc: subprocess.Popen) -> None:
-    _stop_all({"": proc})
+    stop_all([proc])
 
 
-def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
-    for proc in procs.values():
+def stop_all(procs: Iterable[subprocess.Popen]) -> None:
+    """SIGTERM to every process first, then wait for each: they drain side by side, not in turn."""
+    procs = list(procs)
+    for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in procs.values():
+    for proc in procs:
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
