@@ -95,8 +95,8 @@ class RemoteReward:
         if error is None:
             return
         if isinstance(error, RewardRequestError) or self.entry.on_error == "abort":
-            raise RewardCallError(f"reward {self.name!r} at {self.url}: {error}") from error
-        log.warning("reward %r at %s failed; its items score None this step: %s", self.name, self.url, error)
+            raise RewardCallError(self.entry.failure(error)) from error
+        log.warning("%s; its items score None this step", self.entry.failure(error))
 
     def loops(self) -> list[asyncio.AbstractEventLoop]:
         return list(self._clients)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from proto.client import RewardClient
+from proto.client import RewardClient, RewardRequestError, RewardServiceError
 
 URL_SCHEMES = ("http://", "https://", "inproc://")
 
@@ -81,11 +81,32 @@ class RewardEntry(BaseModel):
             )
         return value
 
-    def client(self) -> RewardClient:
-        """A client for this entry: its endpoints, deadline, token and unreachable_s."""
+    def client(self, token: str | None = None) -> RewardClient:
+        """A client for this entry: its endpoints, deadline, token and unreachable_s.
+
+        `token` is one given directly (the score command's --token) rather than through token_env.
+        """
         urls = self.endpoints
         return RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=self.timeout_s,
-                            token=self.token(), unreachable_s=self.unreachable_s)
+                            token=token or self.token(), unreachable_s=self.unreachable_s)
+
+    def failure(self, exc: BaseException) -> str:
+        """One line for a call of this reward that failed: its name, the URL once, and the cause."""
+        url = getattr(exc, "url", None) or ", ".join(self.endpoints)
+        return f"reward {self.name!r} at {url}: {failure_cause(exc)}"
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What went wrong in a failed call, without the service or URL (the caller names the reward).
+
+    The client's own messages name the service by its URL until /v1/info has answered, so a
+    service that is down would be named by its URL twice and its reward not at all.
+    """
+    if isinstance(exc, RewardServiceError):
+        return f"no answer: {exc.cause}"
+    if isinstance(exc, RewardRequestError):
+        return f"the service refused the request ({exc.status} {exc.error_type}): {exc.message}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def unique_names(entries: list[RewardEntry]) -> list[RewardEntry]:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from rewardstack import example, gateway, train
+from rewardstack.console import console
 from rewardstack.demo import command as demo
 from rewardstack.errors import run_verb
 from rewardstack.score import command as score
@@ -39,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not console.is_terminal:
+        # Off a terminal every redraw of a progress bar is a line: the libraries' bars (loading
+        # weights) stay off there, and training prints a plain line every tenth of the run.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     return run_verb(args.func, args)
 
 

@@ -1,12 +1,15 @@
 """How a verb's failure ends the command: the one error convention of `rewardstack`.
 
-A user mistake, or a failure the user can fix, is one line (no traceback) and exit 2; Ctrl-C is
-exit 130; anything else is a bug and keeps its traceback.
+A user mistake, or a failure the user can fix, is one line (no traceback) and exit 2; Ctrl-C
+(SIGINT) and SIGTERM are exit 130, after every `finally` has run (so the services a verb started
+are stopped); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import threading
 from collections.abc import Callable
 
 from rich.markup import escape
@@ -22,6 +25,9 @@ class CliError(Exception):
 
 
 def run_verb(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    # SIGTERM's default action ends the process at once, skipping the cleanup that stops children.
+    main = threading.current_thread() is threading.main_thread()  # only it may set handlers
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         return func(args)
     except CliError as exc:
@@ -32,6 +38,13 @@ def run_verb(func: Callable[[argparse.Namespace], int], args: argparse.Namespace
         if type(exc).__module__.split(".")[0] in _USER_FACING:
             return user_error(exc)
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def user_error(exc: BaseException) -> int:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trainer
 from rewardstack.console import console
-from rewardstack.score.command import cmd_score
+from rewardstack.score.command import UNREACHABLE_S, cmd_score
 
 # Inside the trainer package, so that `rewardstack example` works from a wheel as from a checkout.
 EXAMPLE_FILE = Path(trainer.__file__).resolve().parent / "examples" / "completions.jsonl"
@@ -16,9 +16,9 @@ EXAMPLE_FILE = Path(trainer.__file__).resolve().parent / "examples" / "completio
 def add_parser(sub) -> None:
     s = sub.add_parser("example", help="start regex_format and score the shipped example file")
     s.add_argument("--input", type=Path, default=EXAMPLE_FILE,
-                   help="the file to score (default: the shipped one)")
+                   help="the file to score (default: the shipped one, %(default)s)")
     s.add_argument("--out", type=Path, default=Path("outputs/example.scored.jsonl"),
-                   help="where the scored lines go (default: outputs/example.scored.jsonl)")
+                   help="where the scored lines go (default %(default)s)")
     s.set_defaults(func=cmd_example)
 
 
@@ -29,6 +29,7 @@ def cmd_example(args: argparse.Namespace) -> int:
         console.print(f"regex_format serving at {urls['regex_format']}")
         ns = argparse.Namespace(
             input=args.input, reward=[f"format={urls['regex_format']}"], params=[], out=args.out,
-            chunk=64, token=None, deadline=60.0, show_items=True, resume=False, max_null_fraction=0.0,
+            chunk=64, token=None, deadline=60.0, unreachable_s=UNREACHABLE_S, show_items=True, resume=False,
+            max_null_fraction=0.0,
         )
         return cmd_score(ns)

@@ -20,16 +20,21 @@ def add_parsers(sub) -> None:
         s.set_defaults(func=func)
     s.add_argument("--adapter", type=Path, help="LoRA adapter directory to evaluate")
     s.add_argument("--limit", type=positive(int), help="evaluate the first N examples")
-    s.add_argument("--out", type=Path, default=Path("outputs/eval"))
-    s.add_argument("--batch-size", type=positive(int), default=8, help="prompts generated at once")
+    s.add_argument("--out", type=Path, default=Path("outputs/eval"),
+                   help="where eval.jsonl, summary.md/json and the histograms go (default %(default)s)")
+    s.add_argument("--batch-size", type=positive(int), default=8,
+                   help="prompts generated at once (default %(default)s)")
     s.add_argument("--max-new-tokens", type=positive(int),
                    help="default: the recipe's grpo.max_completion_length")
     s.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto",
-                   help="auto uses vLLM when it is installed and a GPU is present")
+                   help="auto uses vLLM when it is installed and a GPU is present, else transformers "
+                        "(default %(default)s)")
 
     s = sub.add_parser("merge", help="merge a LoRA adapter into its base model")
-    s.add_argument("adapter", type=Path)
-    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("adapter", type=Path,
+                   help="the run's adapter/ folder (its resolved_recipe.yaml names the base model)")
+    s.add_argument("--out", type=Path, required=True,
+                   help="folder for the merged model and its processor; required")
     s.set_defaults(func=cmd_merge)
 
 

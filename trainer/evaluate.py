@@ -13,14 +13,13 @@ import asyncio
 import json
 import logging
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from integrations.trl_items import build_items
-from proto.client import RewardClient, RewardServiceError
+from proto.client import RewardRequestError, RewardServiceError
 from trainer.recipe import Recipe, RewardEntry
 
 log = logging.getLogger(__name__)
@@ -109,10 +108,7 @@ def generate(recipe: Recipe, rows: list[dict[str, Any]], adapter: Path | None, *
 async def _score_entry(entry: RewardEntry, rows: list[dict[str, Any]],
                        completions: list[str]) -> RewardResults:
     result = RewardResults(entry)
-    token = os.environ.get(entry.token_env) if entry.token_env else None
-    urls = entry.endpoints
-    async with RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=entry.timeout_s,
-                            token=token) as client:
+    async with entry.client() as client:
         for start in range(0, len(rows), SCORE_CHUNK):
             chunk = rows[start:start + SCORE_CHUNK]
             columns = {key: [row[key] for row in chunk] for key in chunk[0] if key != "prompt"}
@@ -125,6 +121,8 @@ async def _score_entry(entry: RewardEntry, rows: list[dict[str, Any]],
             except RewardServiceError as exc:
                 _record_failure(result, exc, len(items))
                 continue
+            except RewardRequestError as exc:  # asking again cannot succeed, whatever the policy
+                raise EvalError(entry.failure(exc)) from exc
             result.rewards.extend(response.rewards)
             result.details.extend(d.model_dump(mode="json") for d in response.details)
     return result
@@ -133,9 +131,8 @@ async def _score_entry(entry: RewardEntry, rows: list[dict[str, Any]],
 def _record_failure(result: RewardResults, exc: RewardServiceError, count: int) -> None:
     entry = result.entry
     if entry.on_error == "abort":
-        raise EvalError(f"reward {entry.name!r} at {', '.join(entry.endpoints)} failed "
-                        f"(on_error: abort): {exc.cause}") from exc
-    log.warning("reward %r: %d items left null (on_error: skip): %s", entry.name, count, exc)
+        raise EvalError(f"{entry.failure(exc)} (on_error: abort)") from exc
+    log.warning("%s; %d items left null (on_error: skip)", entry.failure(exc), count)
     result.failed_calls += 1
     result.rewards.extend([None] * count)
     result.details.extend([{"status": "error", "reason": f"no answer: {exc.cause}"}] * count)
@@ -145,8 +142,9 @@ async def score_all(recipe: Recipe, rows: list[dict[str, Any]],
                     completions: list[str]) -> list[RewardResults]:
     """Every reward of the recipe over every completion, the services called concurrently.
 
-    A refused request (RewardRequestError: bad params, bad token) propagates whatever the
-    policy: asking again cannot succeed.
+    A refused request (bad params, bad token) is an EvalError whatever the policy: asking again
+    cannot succeed. Clients are built as training builds them (`RewardEntry.client()`), so a
+    service that refuses connections is given up after its entry's unreachable_s, not timeout_s.
     """
     return list(await asyncio.gather(*(_score_entry(e, rows, completions)
                                        for e in recipe.rewards)))

@@ -47,6 +47,8 @@ def generate_transformers(
     """Greedy completions, `batch_size` prompts at a time (left-padded), with a progress bar."""
     import torch
 
+    from trainer.model.loading import chat_processor_kwargs
+
     tokenizer = getattr(processor, "tokenizer", processor)
     model.eval()
     completions: list[str] = []
@@ -55,7 +57,8 @@ def generate_transformers(
         for batch in _batches(rows, batch_size):
             inputs = processor.apply_chat_template(
                 [conversation(row) for row in batch], add_generation_prompt=True, tokenize=True,
-                return_dict=True, return_tensors="pt", processor_kwargs={"padding": True},
+                return_dict=True, return_tensors="pt",
+                processor_kwargs=chat_processor_kwargs(processor, padding=True),
             ).to(model.device)
             with torch.inference_mode():
                 output = model.generate(
@@ -63,9 +66,48 @@ def generate_transformers(
                     pad_token_id=tokenizer.pad_token_id,
                 )
             new_tokens = output[:, inputs["input_ids"].shape[1]:]
-            completions.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+            completions.extend(decode_completions(tokenizer, new_tokens.tolist()))
             progress.advance(task, len(batch))
     return completions
+
+
+REPLACEMENT = "\ufffd"
+_MAX_CHAR_TOKENS = 4  # a UTF-8 character is at most 4 bytes, so at most 4 byte-level tokens
+
+
+def decode_completions(tokenizer: Any, rows: Sequence[Sequence[int]]) -> list[str]:
+    """Each row of generated ids as text, decoded whole, without bytes that are not text.
+
+    Byte-level tokens split a multi-byte character (an accent, a CJK character, an emoji) over
+    several tokens. A character that `max_new_tokens` cut off, and bytes that never formed one
+    (a small or untrained model writes lone lead bytes), would decode as U+FFFD; their tokens are
+    left out and the rest is decoded whole, so spacing and every complete character stay.
+    """
+    special = set(getattr(tokenizer, "all_special_ids", None) or [])
+    texts = []
+    for row in rows:
+        ids = [int(t) for t in row if int(t) not in special]
+        text = tokenizer.decode(ids, skip_special_tokens=True)
+        texts.append(text if REPLACEMENT not in text else tokenizer.decode(_text_tokens(tokenizer, ids)))
+    return texts
+
+
+def _text_tokens(tokenizer: Any, ids: list[int]) -> list[int]:
+    """`ids` without the tokens whose bytes form no complete character."""
+    kept: list[int] = []
+    pending: list[int] = []  # the tokens of a character still being read
+    for token in ids:
+        pending.append(token)
+        while pending:
+            text = tokenizer.decode(pending)
+            if REPLACEMENT not in text:
+                kept.extend(pending)
+                pending = []
+            elif REPLACEMENT not in text.rstrip(REPLACEMENT) and len(pending) < _MAX_CHAR_TOKENS:
+                break  # an incomplete character: the next token may complete it
+            else:
+                pending.pop(0)  # its first token starts no character
+    return kept  # tokens still pending at the end were a character cut off
 
 
 def generate_vllm(
@@ -77,13 +119,16 @@ def generate_vllm(
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
+    from trainer.model.loading import chat_processor_kwargs
+
     llm = LLM(
         model=model_id, dtype=dtype, enable_lora=lora_dir is not None, max_lora_rank=lora_rank,
         limit_mm_per_prompt={"image": 1}, max_model_len=max_model_len,
     )
     requests = [
         {"prompt": processor.apply_chat_template(conversation(row), add_generation_prompt=True,
-                                                 tokenize=False),
+                                                 tokenize=False,
+                                                 processor_kwargs=chat_processor_kwargs(processor)),
          "multi_modal_data": {"image": row["image"]}}
         for row in rows
     ]

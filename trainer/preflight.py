@@ -2,8 +2,11 @@
 
 `check_static` needs nothing but the recipe: reward URLs that name a real service, tokens that are
 set, local data files that exist. `score_first_row` then sends ONE real dataset row through each
-reward with the recipe's params, so a params block the service refuses, or a `reference` column
-the data lacks, stops the run before a model is loaded and before any checkpoint exists.
+reward with the recipe's params, so a params block the service refuses, a `reference` column
+the data lacks, or a service that does not answer stops the run before a model is loaded and
+before any checkpoint exists. It is the one contact with each service before training: its
+client is built as training's (`RewardEntry.client()`), so a service refusing connections is
+given up after the entry's `unreachable_s`, not its `timeout_s`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from integrations.trl_items import DEFAULT_REFERENCE_COLUMNS, build_items
-from proto.client import RewardClient, RewardRequestError, RewardServiceError
+from proto.client import RewardRequestError, RewardServiceError
+from proto.rewards import failure_cause
 from trainer.endpoints import url_problem
 from trainer.recipe import Recipe, RewardEntry
 
@@ -108,22 +112,16 @@ async def _score_one(i: int, entry: RewardEntry, row: dict[str, Any]) -> str | N
     items, images = build_items([row.get("prompt")], [completion], columns,
                                 reference=entry.reference, send_images=entry.send_images,
                                 image_root=entry.image_root)
-    token = os.environ.get(entry.token_env) if entry.token_env else None
-    urls = entry.endpoints
     try:
-        async with RewardClient(urls[0] if len(urls) == 1 else urls, deadline_s=entry.timeout_s,
-                                token=token) as client:
+        async with entry.client() as client:
             res = await client.score(items, images=images, params=entry.params)
     except RewardRequestError as exc:
         return f"{where}: {exc.url} refused params {entry.params} ({exc.error_type}): {exc.message}"
     except RewardServiceError as exc:
-        # A service that does not answer is the failure policy's business (on_error), not a recipe
-        # mistake: `skip` may be meant to ride out an outage.
-        if entry.on_error == "abort":
-            return (f"{where}: reward {entry.name!r} at {exc.url} gave no answer (on_error: abort): "
-                    f"{exc.cause}; start the service or fix the url")
-        log.warning("%s: no answer from %s (%s); on_error: skip", where, exc.url, exc.cause)
-        return None
+        # Whatever on_error says: `skip` rides out an outage during a run, but a run that starts
+        # against a service that does not answer would only score nulls from its first step.
+        return f"{where} at {exc.url}: {failure_cause(exc)}; start the service or fix the url"
+    log.info("reward %r -> %s %s at %s", entry.name, res.service, res.version, ", ".join(entry.endpoints))
     if res.rewards[0] is None:
         log.warning("%s: the first row's reward is null (%s: %s); every row may be", where,
                     res.details[0].status, res.details[0].reason)

@@ -69,11 +69,13 @@ def check_token_budget(recipe: Recipe, rows: Any, *, max_new_tokens: int, use_vl
 
 def longest_prompt(processor: Any, rows: Sequence[dict[str, Any]], image_token: int | None) -> PromptTokens:
     from trainer.generation import conversation
+    from trainer.model.loading import chat_processor_kwargs
 
     worst = PromptTokens(0, 0)
     for row in rows:
         ids = processor.apply_chat_template(conversation(row), add_generation_prompt=True, tokenize=True,
-                                            return_dict=True, return_tensors="pt")["input_ids"]
+                                            return_dict=True, return_tensors="pt",
+                                            processor_kwargs=chat_processor_kwargs(processor))["input_ids"]
         image = int((ids == image_token).sum()) if image_token is not None else 0
         if ids.shape[-1] > worst.total:
             worst = PromptTokens(int(ids.shape[-1]), image)

@@ -28,7 +28,7 @@ from transformers import TrainerCallback
 
 from integrations.trl import RemoteReward, reward_function
 from proto.client import RewardRequestError, RewardServiceError
-from proto.rewards import RewardEntry
+from proto.rewards import RewardEntry, failure_cause
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +75,18 @@ class RewardEndpoint:
             self.latency_ms.append(elapsed_ms)
             return
         self.failed_calls += 1
-        self.last_error = str(error)
+        self.last_error = cause = failure_cause(error)  # the abort names the reward and URL once
         failed = sum(self.recent)
         if isinstance(error, RewardRequestError):
-            reason = f"the service refused the request: {error}"
+            reason = cause
         elif self.entry.on_error == "abort":
-            reason = f"failed with on_error=abort: {error}"
+            reason = f"failed with on_error=abort: {cause}"
         elif failed > self.entry.max_failed_fraction * self.entry.window:
             reason = (f"{failed} of the last {len(self.recent)} calls failed, over max_failed_fraction="
-                      f"{self.entry.max_failed_fraction} of window={self.entry.window}; last error: {error}")
+                      f"{self.entry.max_failed_fraction} of window={self.entry.window}; last error: {cause}")
         else:
             log.warning("reward %r at %s failed (%d of the last %d calls; items scored null): %s",
-                        self.name, self.url, failed, len(self.recent), error)
+                        self.name, self.url, failed, len(self.recent), cause)
             return
         if self.abort is None:
             log.error("reward %r at %s: %s", self.name, self.url, reason)
@@ -123,24 +123,6 @@ class RewardSet:
         if abort is not None:
             raise abort
 
-    async def preflight(self) -> None:
-        """Reach every service once before a model is loaded: a wrong URL fails in seconds.
-
-        In-process endpoints are left to `start_on`: starting one here would load its weights
-        twice (its lifespan ends with this loop).
-        """
-        for ep in self.endpoints:
-            if all(u.startswith("inproc://") for u in ep.entry.endpoints):
-                continue
-            try:
-                info = await ep.client().info()
-            except (RewardServiceError, RewardRequestError) as exc:
-                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}",
-                                  resume=None) from exc
-            finally:
-                await ep.aclose()
-            log.info("reward %r -> %s %s at %s", ep.name, info.name, info.version, ep.url)
-
     def start_on(self, loop: asyncio.AbstractEventLoop | None) -> None:
         """Open each client on the loop that will run the rewards (TRL's), one after the other.
 
@@ -157,7 +139,7 @@ class RewardSet:
             try:
                 asyncio.run_coroutine_threadsafe(_open(ep), loop).result(timeout=ep.entry.timeout_s + 5)
             except (RewardServiceError, RewardRequestError) as exc:
-                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {exc}",
+                raise RewardAbort(ep.name, ep.url, f"not reachable before training: {failure_cause(exc)}",
                                   resume=None) from exc
 
     def close(self) -> None:

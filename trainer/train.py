@@ -11,7 +11,6 @@ fresh, and a path must be a checkpoint directory or the run stops before loading
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,7 +60,13 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
 
     from trainer.data import build_dataset
     from trainer.feedback.callbacks import feedback_callbacks
-    from trainer.model.loading import load_model, load_processor, lora_config, lora_placement
+    from trainer.model.loading import (
+        load_model,
+        load_processor,
+        lora_config,
+        lora_placement,
+        trl_chat_template_kwargs,
+    )
 
     if dataset is None:
         dataset, _summary = build_dataset(recipe.data)
@@ -74,7 +79,8 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     args = GRPOConfig(**kwargs)
     model = load_model(recipe.model)
     processor = load_processor(recipe.model, options=recipe.processor)
-    writer, panel, curves = feedback_callbacks(recipe.output.dir)
+    args.chat_template_kwargs = trl_chat_template_kwargs(processor, args.chat_template_kwargs)
+    feedback = feedback_callbacks(recipe.output.dir)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=rewards.functions,
@@ -82,13 +88,13 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
         train_dataset=dataset,
         processing_class=processor,
         peft_config=lora_config(recipe.lora),
-        callbacks=[rewards.callback(), writer, panel, curves, *callbacks],
+        callbacks=[rewards.callback(), *feedback.callbacks, *callbacks],
     )
     if recipe.lora_enabled:
         placed = lora_placement(trainer.model)
         log.info("LoRA adapters on %d language-model modules and %d vision modules",
                  placed["language"], placed["vision"])
-    panel.attach(trainer)
+    feedback.attach(trainer)
     return trainer, processor
 
 
@@ -100,9 +106,10 @@ def run_training(recipe: Recipe, *, callbacks: Sequence[Any] = (), dataset=None)
 
     out = Path(recipe.output.dir)
     checkpoint = resolve_resume(recipe.resume, out)
-    dataset = preflight(recipe, dataset)  # a recipe that would fail at step 1 fails before the model loads
+    # A recipe that would fail at step 1 (params, data, a service that does not answer) fails here,
+    # before the model loads: the one contact with each service before training.
+    dataset = preflight(recipe, dataset)
     rewards = RewardSet(recipe.rewards)
-    asyncio.run(rewards.preflight())
     check_token_budget(recipe, dataset, max_new_tokens=completion_length(recipe),
                        use_vllm=recipe.vllm.mode != "none")
     out.mkdir(parents=True, exist_ok=True)

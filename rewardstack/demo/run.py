@@ -6,8 +6,8 @@ question that spells out the answer to copy), and the reward services of the `ti
 that are installed run as uvicorn processes on free ports of 127.0.0.1. After training, the
 base model and the trained adapter answer the same held-out prompts (greedy) and the services
 score both. It writes
-OUTPUT/metrics.jsonl, OUTPUT/rewards.png, OUTPUT/trainer_log.txt (on a terminal), OUTPUT/adapter/
-and OUTPUT/report.md.
+OUTPUT/metrics.jsonl, OUTPUT/rewards.png, OUTPUT/trainer_log.txt, OUTPUT/adapter/ and
+OUTPUT/report.md.
 """
 
 from __future__ import annotations
@@ -72,8 +72,12 @@ def demo_services(recipe: Recipe) -> tuple[dict[str, RewardEntry], dict[str, str
 
 
 def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS,
-             recipe_path: str | Path = DEMO_RECIPE) -> Path:
-    """Run the CPU demo end to end; return OUTPUT (report.md, metrics.jsonl, rewards.png, adapter/)."""
+             recipe_path: str | Path = DEMO_RECIPE, seed: int | None = None) -> Path:
+    """Run the CPU demo end to end; return OUTPUT (report.md, metrics.jsonl, rewards.png, adapter/).
+
+    `seed` replaces the recipe's data.seed and grpo.seed (both 0): which rows are drawn, and the
+    sampling and LoRA initialisation of training. The tiny model itself is the same for every seed.
+    """
     from rewardstack.demo.model import demo_model_dir
     from rewardstack.demo.report import reward_trends, write_report
     from rewardstack.serve.launch import launch_services
@@ -87,6 +91,8 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
     # built before the services start, so their clock does not run during the build.
     overrides = [f"grpo.max_steps={steps}", f"output.dir={out}", "resume=false",
                  f"model.id={demo_model_dir()}"]
+    if seed is not None:
+        overrides += [f"data.seed={seed}", f"grpo.seed={seed}"]
     base = load_recipe(recipe_path, overrides)
     chosen, skipped = demo_services(base)
     for service, why in skipped.items():
@@ -112,7 +118,8 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
                     f"{base.data.limit} training rows, "
                     f"{base.grpo['num_generations']} completions per prompt, "
                     f"{EVAL_PROMPTS} held-out rows for the comparison",
-            "training": f"{steps} GRPO steps on CPU in {facts.ended - facts.started:.0f} s",
+            "training": f"{steps} GRPO steps on CPU in {facts.ended - facts.started:.0f} s, "
+                        f"seed {base.grpo.get('seed')} (`rewardstack demo --seed N`)",
         },
         comparison=comparison,
     )

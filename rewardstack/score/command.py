@@ -13,6 +13,9 @@ from rewardstack.args import json_object, pairs, positive
 from rewardstack.console import console
 from rewardstack.errors import CliError
 
+# A recipe entry's unreachable_s default (proto.rewards.RewardEntry), not imported: --help stays quick.
+UNREACHABLE_S = 5.0
+
 
 def add_parser(sub) -> None:
     s = sub.add_parser(
@@ -26,15 +29,20 @@ def add_parser(sub) -> None:
     s.add_argument("--params", action="append", default=[], metavar="NAME=JSON",
                    help="params for the reward NAME, e.g. format='{\"mode\": \"reasoning_solution\"}'")
     s.add_argument("--out", type=Path, help="output JSONL (default: INPUT.scored.jsonl)")
-    s.add_argument("--chunk", type=positive(int), default=256, help="items per progress step")
+    s.add_argument("--chunk", type=positive(int), default=256,
+                   help="items sent per request and progress step (default %(default)s)")
     s.add_argument("--token", help="bearer token, when the services require one")
     s.add_argument("--deadline", type=positive(float), default=300.0,
-                   help="seconds a service may take per step, retries included, before the run stops")
+                   help="seconds a service may take per step, retries included, before the run stops "
+                        "(default %(default)s)")
+    s.add_argument("--unreachable-s", type=positive(float), default=UNREACHABLE_S, metavar="S",
+                   help="a service that refuses connections this long is down and the run stops then, "
+                        "not at --deadline (default %(default)s, as a recipe's unreachable_s)")
     s.add_argument("--show-items", action="store_true", help="print a per-item table")
     s.add_argument("--resume", action="store_true",
                    help="continue the partial file (OUT with .partial) a failed or interrupted run left")
     s.add_argument("--max-null-fraction", type=float, default=0.0, metavar="F",
-                   help="exit 1 when a service's share of null rewards is above F (default 0)")
+                   help="exit 1 when a service's share of null rewards is above F (default %(default)s)")
     s.set_defaults(func=cmd_score)
 
 
@@ -56,8 +64,9 @@ def cmd_score(args: argparse.Namespace) -> int:
         rows, items, images = sf.read_items(args.input)
     except (sf.InputError, OSError) as exc:
         raise CliError(str(exc)) from None
-    job = sf.Job(rows, items, images, rewards, params, out, chunk=args.chunk, token=args.token,
-                 deadline_s=args.deadline, resume=args.resume)
+    entries = [reward_entry(name, url, args) for name, url in rewards.items()]
+    job = sf.Job(rows, items, images, entries, params, out, chunk=args.chunk, token=args.token,
+                 resume=args.resume)
     try:
         tallies = asyncio.run(sf.score_all(job, console))
     except sf.InputError as exc:
@@ -73,6 +82,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     for problem in problems:
         console.print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
     return 1 if problems else 0
+
+
+def reward_entry(name: str, url: str, args: argparse.Namespace):
+    """`--reward NAME=URL` as a recipe entry, so its client is built as training builds it."""
+    from pydantic import ValidationError
+
+    from proto.rewards import RewardEntry
+
+    try:
+        return RewardEntry(name=name, url=url, timeout_s=args.deadline, unreachable_s=args.unreachable_s)
+    except ValidationError as exc:
+        raise CliError(f"--reward {name}={url}: {exc.errors()[0]['msg']}") from None
 
 
 def check_url(url: str, what: str) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from proto.client import RewardClient
+from proto.client import RewardClient, RewardRequestError, RewardServiceError
+from proto.rewards import RewardEntry
 from rewardstack.score.input import OUTPUT_KEYS, InputError, read_items
 
 __all__ = ["InputError", "ScoreInterrupted", "ServiceTally", "partial_path", "read_items", "score_all"]
@@ -51,13 +52,16 @@ class Job:
     rows: list[dict]
     items: list
     images: dict
-    rewards: dict[str, str]  # name -> URL
+    entries: list[RewardEntry]  # one per --reward: its URL, deadline and unreachable_s
     params: dict[str, dict]
     out: Path
     chunk: int = 256
     token: str | None = None
-    deadline_s: float = 300.0
     resume: bool = False
+
+    @property
+    def rewards(self) -> list[str]:
+        return [e.name for e in self.entries]
 
 
 async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
@@ -72,7 +76,7 @@ async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
     else:
         done = 0
     job.out.parent.mkdir(parents=True, exist_ok=True)
-    clients = {n: RewardClient(u, token=job.token, deadline_s=job.deadline_s) for n, u in job.rewards.items()}
+    clients = {e.name: e.client(token=job.token) for e in job.entries}
     try:
         with partial.open("a" if done else "w", encoding="utf-8") as sink:
             await _score_rest(job, done, clients, sink, tallies, console)
@@ -83,7 +87,7 @@ async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
         if not isinstance(exc, Exception):  # Ctrl-C: say where the results are, then stop as asked
             console.print(message)
             raise
-        raise ScoreInterrupted(f"{exc}\n{message}") from exc
+        raise ScoreInterrupted(f"{_failure(exc)}\n{message}") from exc
     finally:
         for client in clients.values():
             await client.aclose()
@@ -92,12 +96,12 @@ async def score_all(job: Job, console: Console) -> dict[str, ServiceTally]:
 
 
 async def _score_rest(job: Job, done: int, clients, sink, tallies, console: Console) -> None:
-    with Progress(console=console, transient=True) as bar:
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("scoring", total=len(job.items), completed=done)
         for start in range(done, len(job.items), job.chunk):
             part = job.items[start:start + job.chunk]
             results = await asyncio.gather(
-                *(_timed(clients[n], part, job.images, job.params.get(n)) for n in job.rewards)
+                *(_timed(e, clients[e.name], part, job.images, job.params.get(e.name)) for e in job.entries)
             )
             by_name = dict(zip(job.rewards, results, strict=True))
             for offset, row in enumerate(job.rows[start:start + job.chunk]):
@@ -156,11 +160,32 @@ def _resume_from(partial: Path, job: Job, tallies: dict[str, ServiceTally], cons
     return len(lines)
 
 
+def _failure(exc: Exception) -> str:
+    """The reward that failed, its URL once and the cause; anything else as it was raised."""
+    if not isinstance(exc, _RewardFailed):
+        return str(exc)
+    cause = exc.__cause__
+    hint = "; start the service (rewardstack serve) or fix the --reward URL" \
+        if isinstance(cause, RewardServiceError) and cause.unreachable else ""
+    return exc.entry.failure(cause) + hint
+
+
+class _RewardFailed(Exception):
+    """A call of `entry` failed (its __cause__ says how): carries which reward it was through gather."""
+
+    def __init__(self, entry: RewardEntry):
+        super().__init__(entry.name)
+        self.entry = entry
+
+
 def _strip(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in OUTPUT_KEYS}
 
 
-async def _timed(client: RewardClient, items, images, params):
+async def _timed(entry: RewardEntry, client: RewardClient, items, images, params):
     started = time.perf_counter()
-    res = await client.score(items, images=images, params=params)
+    try:
+        res = await client.score(items, images=images, params=params)
+    except (RewardServiceError, RewardRequestError) as exc:
+        raise _RewardFailed(entry) from exc
     return res, time.perf_counter() - started

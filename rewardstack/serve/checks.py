@@ -25,8 +25,11 @@ def why_not(name: str, env: dict[str, str]) -> str | None:
     return None
 
 
-def port_problem(host: str, port: int) -> str | None:
-    """Why nothing can listen on host:port (taken, or not ours to take); None when it is free."""
+def port_problem(host: str, port: int, option: str = "--base-port") -> str | None:
+    """Why nothing can listen on host:port (taken, or not ours to take); None when it is free.
+
+    `option` is the command's option that picks the port, named in the fix.
+    """
     with socket.socket() as s:
         # As uvicorn binds: a port left in TIME_WAIT is free, one with a listener is not.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -34,9 +37,9 @@ def port_problem(host: str, port: int) -> str | None:
             s.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return (f"port {port} on {host} is taken (another `rewardstack serve`?); stop it, "
-                        "or pick other ports with --base-port")
-            return f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host or --base-port"
+                return (f"port {port} on {host} is taken (another `rewardstack serve` or `gateway`?); "
+                        f"stop it, or pick other ports with {option}")
+            return f"cannot listen on {host}:{port} ({exc.strerror}); pick another --host or {option}"
     return None
 
 

@@ -1,12 +1,16 @@
 """Start reward services as local uvicorn processes (for `rewardstack serve`, the demo and tests).
 
 Services are started by their ASGI path in a child process, never imported here: the command
-reaches services by URL only.
+reaches services by URL only. No child outlives the command: each is stopped (SIGTERM, then
+SIGKILL) when its launcher exits, and on Linux the kernel also sends it SIGTERM when the process
+that started it dies without cleaning up (SIGKILL, a crash): PR_SET_PDEATHSIG.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
@@ -14,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -23,7 +27,7 @@ from rewardstack.serve.checks import port_problem, why_not
 from trainer.endpoints import SERVICE_NAMES, install_hint, installed
 
 __all__ = ["SERVICES", "LaunchError", "available", "default_services", "install_hint", "installed",
-           "launch_services", "port_problem"]
+           "launch_services", "port_problem", "stop", "stop_all"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,30 @@ SERVICES: dict[str, ServiceSpec] = {
 
 class LaunchError(RuntimeError):
     pass
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _libc_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+# Looked up once, here: between fork and exec (where it runs) a child should only call it.
+_PRCTL = _libc_prctl()
+
+
+def _die_with_parent(parent: int) -> None:
+    """preexec_fn: this child gets SIGTERM when the process that started it dies, however it dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def default_services(env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
@@ -103,7 +131,7 @@ def launch_services(
             wait_ready(name, urls[name], procs[name], ready_timeout_s)
         yield urls
     finally:
-        _stop_all(procs)
+        stop_all(procs.values())
 
 
 def spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bool = True,
@@ -114,8 +142,11 @@ def spawn(name: str, host: str, port: int, env: dict[str, str] | None, quiet: bo
     # A file, not a pipe: a pipe nobody reads fills up and blocks a chatty service.
     # It lives as long as the process, so no context manager.
     log = open(log_path, "a+") if log_path else tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    # A session of its own keeps the terminal's Ctrl-C for the launcher, which stops its children
+    # in order; the parent-death signal covers a launcher that cannot.
+    parent = os.getpid()
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+                            text=True, start_new_session=True, preexec_fn=lambda: _die_with_parent(parent))
     proc.log = log  # type: ignore[attr-defined]
     return proc
 
@@ -144,16 +175,19 @@ def wait_ready(name: str, url: str, proc: subprocess.Popen, timeout_s: float) ->
 
 
 def stop(proc: subprocess.Popen) -> None:
-    _stop_all({"": proc})
+    stop_all([proc])
 
 
-def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
-    for proc in procs.values():
+def stop_all(procs: Iterable[subprocess.Popen]) -> None:
+    """SIGTERM to every process first, then wait for each: they drain side by side, not in turn."""
+    procs = list(procs)
+    for proc in procs:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
-    for proc in procs.values():
+    for proc in procs:
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+        proc.log.close()  # type: ignore[attr-defined]

@@ -7,7 +7,6 @@ exponential back-off, or, with `on_crash="exit"`, everything stops with the reas
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import tempfile
 import time
@@ -27,6 +26,7 @@ from rewardstack.serve.launch import (
     port_problem,
     spawn,
     stop,
+    stop_all,
     wait_ready,
 )
 from trainer.endpoints import unknown_service
@@ -34,7 +34,9 @@ from trainer.endpoints import unknown_service
 
 def serve_command(services: list[str], host: str, base_port: int | None, log_dir: Path | None,
                   on_crash: str, console: Console) -> int:
-    """`rewardstack serve`: 0 after Ctrl-C, 1 when a crash stops everything (--on-crash exit)."""
+    """`rewardstack serve`: 0 once stopped by Ctrl-C or SIGTERM after every service came up (its
+    normal end), 130 when stopped while they were starting, 1 when a crash stops everything
+    (--on-crash exit). Every child is stopped in each case."""
     for name in services:
         why = unknown_service(name, SERVICES)
         if why:
@@ -51,26 +53,26 @@ def serve_command(services: list[str], host: str, base_port: int | None, log_dir
         urls = sup.start()
         if not urls:
             raise LaunchError(f"no service started; their logs are in {log_dir}")
-        for name, url in urls.items():
-            print(f"{name:<14} {url}", flush=True)
-        console.print(f"[green]{len(urls)} ready[/] (logs in {log_dir}); Ctrl-C stops them all")
-        return _watch(sup, console)
+        # SIGTERM arrives as KeyboardInterrupt too (rewardstack.errors.run_verb): both stop every child.
+        try:
+            for name, url in urls.items():
+                print(f"{name:<14} {url}", flush=True)
+            console.print(f"[green]{len(urls)} ready[/] (logs in {log_dir}); Ctrl-C stops them all")
+            return _watch(sup, console)
+        except KeyboardInterrupt:
+            console.print("stopping services")
+            return 0
     finally:
         sup.stop_all()
 
 
 def _watch(sup: Supervisor, console: Console) -> int:
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-    try:
-        while True:
-            reason = sup.check()
-            if reason:
-                console.print(f"[red]error:[/] {escape(reason)}; stopping every service", soft_wrap=True)
-                return 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        console.print("stopping services")
-        return 0
+    while True:
+        reason = sup.check()
+        if reason:
+            console.print(f"[red]error:[/] {escape(reason)}; stopping every service", soft_wrap=True)
+            return 1
+        time.sleep(0.5)
 
 
 @dataclass
@@ -171,6 +173,4 @@ class Supervisor:
         self.say(f"{child.name} is back at {child.url} (restart {child.restarts})")
 
     def stop_all(self) -> None:
-        for child in self.children.values():
-            if child.proc is not None:
-                stop(child.proc)
+        stop_all([c.proc for c in self.children.values() if c.proc is not None])

@@ -1,12 +1,26 @@
-"""The vqa_accuracy scorer: one short answer against its human answers, by the metric a request picks.
+"""The vqa_accuracy scorer: one short answer against its reference answers, by the metric a request picks.
+
+What a list reference is (`params.references`):
+    accepted    (default) a set of accepted answers: any of them is right, so every mode scores
+                the best match over the list ("Paris" against ["Paris", "Paris", "Paris"] is 1.0;
+                "Ha Noi" against ["Hà Nội", "Ha Noi"] is 1.0). This is what VLM-R1, EasyR1 and TRL
+                examples mean by a list of answers, and what a single answer already meant.
+    annotators  the answers of several human annotators, as in VQA v2 (ten per question): `vqa`
+                then applies the official VQA accuracy (min(1, matches/3) averaged over the
+                leave-one-out subsets), so lists shorter than four cap below 1.0 (two answers:
+                1/3; three: 2/3), exactly as the official code would. The other modes' published
+                metrics already take the best match over annotators' answers (ANLS does), so for
+                them the two readings score alike.
+    The parameter names the data, not the formula, so a recipe reads as what its references are
+    (`params: {mode: vqa, references: annotators}`) and a list never changes meaning because of
+    its length; each result's parts say which reading scored it (`accepted` or `annotators`: the
+    number of reference answers), next to `matches` in `vqa` mode.
 
 Modes (`params.mode`, default VQA_ACCURACY_DEFAULT_MODE):
-    vqa      the official VQA accuracy (services/vqa_accuracy/official.py). With two or more
-             answers it is the official per-question value for any number of answers, so
-             lists shorter than four cap below 1.0 (two answers: 1/3; three: 2/3), exactly as the
-             official code would; send those to `exact` instead. A single answer (a string, or
-             a one-element list, as in Path-VQA) scores 1.0 iff the processed prediction equals
-             the processed answer.
+    vqa      the official VQA answer processing (services/vqa_accuracy/official.py): 1.0 iff the
+             processed prediction equals a processed accepted answer; over annotators' answers
+             (two or more), the official VQA accuracy. A single answer (a string, or a
+             one-element list, as in Path-VQA) scores 1.0 iff the processed prediction equals it.
     anls     ANLS with the threshold as similarity cut (0.5 = the published tau); a similarity
              equal to it scores 0 as in the paper, or is kept with anls_boundary="docvqa".
     exact    exact match after NFC, case-folding, punctuation and article removal.
@@ -23,7 +37,7 @@ import functools
 import importlib.metadata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +51,10 @@ from services.vqa_accuracy.official import single_answer_accuracy, vqa_accuracy
 from services.vqa_accuracy.settings import Mode, VqaAccuracySettings
 
 _TAG_PATTERN = r"^[A-Za-z][A-Za-z0-9_:-]{0,31}$"
+# What a list reference holds: answers any of which is right, or annotators' answers (VQA v2).
+References = Literal["accepted", "annotators"]
+NO_REFERENCE = ("no reference: send the accepted answers in `reference` (a string or a list; a "
+                "list of annotators' answers with params.references: annotators)")
 
 
 class VqaAccuracyParams(BaseModel):
@@ -55,6 +73,12 @@ class VqaAccuracyParams(BaseModel):
         default=None, ge=0.0, le=1.0,
         description="anls/fuzzy: similarity below which the score is 0 (anls: at or below).",
     )
+    references: References = Field(
+        default="accepted",
+        description="What a list reference is: 'accepted' answers (any one is right: every mode "
+        "scores the best match) or 'annotators' answers (VQA v2's ten: mode vqa applies the "
+        "official VQA accuracy, min(1, matches/3) over the leave-one-out subsets).",
+    )
     anls_boundary: metrics.AnlsBoundary = Field(
         default="paper",
         description="anls at a similarity exactly equal to the threshold: 'paper' scores it 0 "
@@ -69,17 +93,18 @@ class _Options:
     answer_tag: str
     threshold: float
     anls_boundary: metrics.AnlsBoundary = "paper"
+    references: References = "accepted"
 
 
 ModeFn = Callable[[str, Sequence[str], _Options], tuple[float, dict[str, float]]]
 
 
-def _vqa(answer: str, refs: Sequence[str], _opts: _Options) -> tuple[float, dict[str, float]]:
-    if len(refs) == 1:
-        acc = single_answer_accuracy(answer, refs[0])
-        return acc, {"matches": acc}
-    acc, matches = vqa_accuracy(answer, refs)
-    return acc, {"matches": float(matches)}
+def _vqa(answer: str, refs: Sequence[str], opts: _Options) -> tuple[float, dict[str, float]]:
+    if opts.references == "annotators" and len(refs) > 1:
+        acc, matches = vqa_accuracy(answer, refs)
+        return acc, {"matches": float(matches)}
+    hits = [single_answer_accuracy(answer, ref) for ref in refs]
+    return max(hits), {"matches": sum(hits)}
 
 
 def _anls(answer: str, refs: Sequence[str], opts: _Options) -> tuple[float, dict[str, float]]:
@@ -127,7 +152,9 @@ class VqaAccuracyScorer:
     def load(self) -> None:
         # Nothing to load; one call per mode proves rapidfuzz imports and every path runs.
         for fn in MODES.values():
-            fn("warm up", ["warm up", "warm-up"], _Options("vqa", "answer", self.settings.default_threshold))
+            for references in ("accepted", "annotators"):
+                fn("warm up", ["warm up", "warm-up"],
+                   _Options("vqa", "answer", self.settings.default_threshold, references=references))
 
     def close(self) -> None:
         """Nothing to release."""
@@ -138,6 +165,7 @@ class VqaAccuracyScorer:
             "default_mode": s.default_mode,
             "default_answer_tag": s.default_answer_tag,
             "default_threshold": s.default_threshold,
+            "default_references": VqaAccuracyParams.model_fields["references"].default,
             "vqa_processing": "official vqaEval (EvalAI form)",
             "rapidfuzz": importlib.metadata.version("rapidfuzz"),
         }
@@ -159,6 +187,7 @@ class VqaAccuracyScorer:
             answer_tag=params.answer_tag or s.default_answer_tag,
             threshold=s.default_threshold if params.threshold is None else params.threshold,
             anls_boundary=params.anls_boundary,
+            references=params.references,
         )
 
     def score(self, batch: Batch) -> list[Scored]:
@@ -170,11 +199,11 @@ class VqaAccuracyScorer:
     def score_item(self, opts: _Options, item: ScoreItem) -> Scored:
         refs = _references(item.reference)
         if not refs:
-            return Scored.unscorable(
-                "no reference: send the accepted answer(s) in `reference` (a string or a list)"
-            )
+            return Scored.unscorable(NO_REFERENCE)
         answer, tagged = extract_answer(item.completion, opts.answer_tag)
         if not tagged and self._untagged is not None:
             self._untagged.inc()
         reward, parts = MODES[opts.mode](answer, refs, opts)
+        # Which reading of the references scored it, with how many there were.
+        parts[opts.references] = float(len(refs))
         return Scored.ok(reward, tagged=float(tagged), **parts)

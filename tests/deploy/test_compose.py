@@ -72,6 +72,16 @@ def test_default_profile_is_the_five_reward_services_and_the_gateway():
     assert {"regex_format", "math_equiv", "vqa_accuracy", "clip_cider", "llm_judge", "gateway"} == DEFAULT_PROFILE
 
 
+@pytest.mark.parametrize("doc", ["README.md", "docs/stack.md"])
+def test_the_docs_count_and_name_the_default_profiles_containers(doc):
+    count = {5: "five", 6: "six", 7: "seven", 8: "eight"}[len(DEFAULT_PROFILE)]
+    paragraphs = (ROOT / doc).read_text().split("\n\n")
+    told = [p for p in paragraphs if "default profile" in p and f"{count} containers" in p
+            and "docker compose up" not in p]
+    assert told, f"{doc}: no paragraph says the default profile is {count} containers"
+    assert all(f"`{name}`" in told[0] for name in DEFAULT_PROFILE), told[0]
+
+
 @pytest.mark.parametrize("name", sorted(REWARD_SERVICES))
 def test_command_names_an_importable_asgi_app(name):
     target = uvicorn_target(SERVICES[name]["command"])

@@ -38,7 +38,10 @@ def _runs(dockerfile_path: str) -> list[Path]:
         if target:
             paths |= {ROOT / "services" / "common", ROOT / "services" / target.service}
         elif argv(service["command"])[0] == "rewardstack":
-            paths |= {ROOT / "rewardstack", ROOT / "trainer", ROOT / "integrations"}  # the trainer builds rewards with it
+            # `rewardstack gateway` serves the services package in its own process, so it runs
+            # where the services extra is installed: compose runs the gateway from that image.
+            command = sorted(set((ROOT / "rewardstack").rglob("*.py")) - {ROOT / "rewardstack" / "gateway.py"})
+            paths |= {*command, ROOT / "trainer", ROOT / "integrations"}  # the trainer builds rewards with it
     return sorted(paths)
 
 

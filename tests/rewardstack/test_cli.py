@@ -41,13 +41,25 @@ def test_bad_line_is_named_and_nothing_is_sent(tmp_path, capsys):
     assert "in.jsonl:2" in err and "completion" in err
 
 
-def test_unreachable_service_exits_non_zero_naming_it(tmp_path, capsys):
+def test_a_refused_port_stops_score_at_unreachable_s_naming_the_reward_once(tmp_path, capsys):
     src = tmp_path / "in.jsonl"
-    src.write_text('{"completion": "x"}\n')
+    src.write_text('{"completion": "x", "reference": "x"}\n')
     url = f"http://127.0.0.1:{free_port()}"
-    code = main(["score", str(src), "--reward", f"f={url}", "--deadline", "1"])
+    # --deadline far beyond the test: reaching it would mean the refused port was not given up on
+    code = main(["score", str(src), "--reward", f"vqa={url}", "--deadline", "600", "--unreachable-s", "0.2"])
     assert code == 2
-    assert url in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"reward 'vqa' at {url}: no answer: unreachable for 0.2s" in err
+    assert err.count(url) == 1 and "ConnectError" in err
+    assert "--resume" in err and (tmp_path / "in.scored.partial.jsonl").exists()
+
+
+def test_score_gives_up_on_a_refused_port_as_a_recipe_entry_does():
+    from proto.rewards import RewardEntry
+    from rewardstack.cli import build_parser
+
+    args = build_parser().parse_args(["score", "in.jsonl", "--reward", "vqa=http://127.0.0.1:1"])
+    assert args.unreachable_s == RewardEntry.model_fields["unreachable_s"].default == 5.0
 
 
 def test_params_for_unknown_reward_is_refused(capsys):

@@ -2,7 +2,8 @@
 
 Per family: 2 GRPO steps against reward services over HTTP with a gradient (grad norm > 0), the
 adapter only on the language model, `eval` with the transformers backend, and `merge`, whose
-model must give the same logits as base + adapter.
+model must give the same logits as base + adapter. Training and eval raise no warning and make
+the libraries log none (the processor options and the recipes' loss settings are as they want).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from peft import PeftModel
 from transformers import AutoModelForImageTextToText
 
 from rewardstack.serve.launch import launch_services
-from tests.trainer.familyrun import FAMILY_RECIPES, family_recipe
+from tests.trainer.familyrun import FAMILY_RECIPES, family_recipe, no_warnings_from_our_calls
 from trainer.evaluate import run_eval
 from trainer.merge import merge_adapter
 from trainer.model import smolvlm_fix
@@ -36,7 +37,7 @@ def urls():
 @pytest.mark.parametrize("family", sorted(FAMILY_RECIPES))
 def test_shipped_recipe_trains_evaluates_and_merges(family, urls, tmp_path, caplog):
     recipe = family_recipe(family, tmp_path / "run", urls)
-    with caplog.at_level(logging.INFO, logger="trainer.train"):
+    with caplog.at_level(logging.INFO, logger="trainer.train"), no_warnings_from_our_calls():
         out = run_training(recipe)
     assert re.search(r"LoRA adapters on [1-9]\d* language-model modules and 0 vision modules", caplog.text)
 
@@ -50,8 +51,9 @@ def test_shipped_recipe_trains_evaluates_and_merges(family, urls, tmp_path, capl
     placed = lora_placement(peft)
     assert placed["language"] > 0 and placed["vision"] == 0, placed
 
-    evaluated = run_eval(recipe, adapter=out / "adapter", limit=2, out_dir=tmp_path / "eval",
-                         batch_size=2, max_new_tokens=4, backend="transformers")
+    with no_warnings_from_our_calls():
+        evaluated = run_eval(recipe, adapter=out / "adapter", limit=2, out_dir=tmp_path / "eval",
+                             batch_size=2, max_new_tokens=4, backend="transformers")
     summary = {row["reward"]: row for row in json.loads((evaluated / "summary.json").read_text())}
     assert summary["answer"]["n"] == 2 and summary["answer"]["scored"] == 2
 

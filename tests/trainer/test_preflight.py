@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from rewardstack.cli import main
+from tests.helpers import free_port
 from trainer.preflight import PreflightError, check_static, preflight
 from trainer.recipe import load_recipe
 
@@ -74,3 +75,26 @@ def test_a_dataset_that_cannot_be_loaded_names_the_setting_before_model_load(tmp
     assert code == 2
     err = capsys.readouterr().err
     assert f"data.path {empty} (path_vqa) cannot be loaded" in err and "Getting the data" in err
+
+
+def test_a_service_that_refuses_connections_stops_train_at_unreachable_s_whatever_on_error(
+        tmp_path, no_model, capsys):
+    # One check before the model loads, with training's client: on_error skip rides out an
+    # outage during a run, not a run that starts against a dead service.
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["train", str(TINY), "--set", f"rewards.0.url={url}", "--set", "rewards.0.on_error=skip",
+                 "--set", "rewards.0.timeout_s=600", "--set", "rewards.0.unreachable_s=0.2",
+                 "--set", f"output.dir={tmp_path}"])
+    assert code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"rewards[0] (format) at {url}: no answer: unreachable for 0.2s" in err
+    assert err.count(url) == 1 and "start the service or fix the url" in err
+
+
+def test_eval_stops_on_a_dead_service_before_generating(tmp_path, no_model):
+    from trainer.evaluate import run_eval
+
+    url = f"http://127.0.0.1:{free_port()}"
+    recipe = load_recipe(TINY, [f"rewards.1.url={url}", "rewards.1.timeout_s=3", "rewards.1.unreachable_s=0.2"])
+    with pytest.raises(PreflightError, match=rf"rewards\[1\] \(answer\) at {url}: no answer: unreachable"):
+        run_eval(recipe, adapter=None, limit=2, out_dir=tmp_path)

@@ -32,12 +32,6 @@ def test_close_runs_on_the_loop_thread_that_owns_the_client(regex_url):
         thread.join(timeout=5)
 
 
-def test_preflight_fails_fast_naming_the_reward_and_url():
-    url = f"http://127.0.0.1:{free_port()}"
-    with pytest.raises(RewardAbort, match=rf"reward 'format' at {url}: not reachable"):
-        asyncio.run(RewardSet([_entry(url, timeout_s=0.5)]).preflight())
-
-
 def test_missing_token_env_is_named(monkeypatch):
     monkeypatch.delenv("RS_TEST_TOKEN", raising=False)
     with pytest.raises(ValueError, match="token_env RS_TEST_TOKEN is not set"):
@@ -86,17 +80,19 @@ def test_start_on_opens_clients_on_the_reward_loop_one_by_one():
             thread.join(timeout=5)
 
 
-def test_start_on_an_unreachable_service_names_it():
+def test_start_on_an_unreachable_service_names_it_once_with_nothing_to_resume():
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{free_port()}"
     try:
-        with pytest.raises(RewardAbort, match=rf"'format' at {url}"):
+        with pytest.raises(RewardAbort, match=rf"'format' at {url}") as err:
             RewardSet([_entry(url, timeout_s=0.5)]).start_on(loop)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
+    assert str(err.value).count(url) == 1
+    assert not err.value.resumable and "resume" not in str(err.value)
 
 
 def test_an_answer_that_breaks_the_contract_counts_as_a_failed_call():
@@ -136,6 +132,9 @@ class TestDeadService:
         assert "unreachable for 0.2s" in endpoint.last_error
         assert _call(func, [GOOD])[0] == [None]
         assert endpoint.failed_calls == 2
+        endpoint.entry.on_error = "abort"
+        _call(func, [GOOD])
+        assert str(endpoint.abort).count(endpoint.url) == 1 and "'format'" in str(endpoint.abort)
 
     def test_the_client_remembers_a_down_service_and_probes_before_the_next_call(self):
         from proto.client import RewardClient
@@ -161,12 +160,6 @@ class TestDeadService:
         assert "rewardstack train RECIPE --set resume=auto" in str(ep.abort) and ep.abort.resumable
         assert ep.abort.resume_command("r.yaml", ["grpo.max_steps=5", "resume=false"]) == (
             "rewardstack train r.yaml --set grpo.max_steps=5 --set resume=auto")
-
-    def test_a_preflight_failure_has_nothing_to_resume(self):
-        url = f"http://127.0.0.1:{free_port()}"
-        with pytest.raises(RewardAbort) as err:
-            asyncio.run(RewardSet([_entry(url, unreachable_s=0.2)]).preflight())
-        assert not err.value.resumable and "resume" not in str(err.value)
 
     def test_train_cli_prints_the_exact_resume_command(self, monkeypatch, capsys):
         import trainer.recipe

@@ -1,4 +1,5 @@
-"""The run's callbacks: OUTPUT/metrics.jsonl per log event, the live panel, OUTPUT/rewards.png at the end."""
+"""The run's callbacks: OUTPUT/metrics.jsonl and trainer_log.txt per log event, the live panel or plain
+progress lines, OUTPUT/rewards.png at the end."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from typing import Any
 from rich.console import Console
 from transformers import TrainerCallback
 
-from trainer.feedback.panel import TRAINER_LOG, LivePanel
+from trainer.feedback.panel import LivePanel, take_over_printing
 from trainer.feedback.plots import plot_reward_curves
+from trainer.feedback.progress import PlainProgress
 
 logger = logging.getLogger(__name__)
+
+TRAINER_LOG = "trainer_log.txt"  # the per-step dicts TRL would have printed
 
 
 def _finite(value: Any) -> Any:
@@ -25,11 +29,8 @@ def _finite(value: Any) -> Any:
     return value
 
 
-class MetricsWriter(TrainerCallback):
-    """Appends one JSON line per log event to `path` (step, epoch, wall time, every logged value).
-
-    A fresh run (step 0) starts the file anew; a resumed run appends to it.
-    """
+class _LogFile(TrainerCallback):
+    """One line per log event in `path`; a fresh run (step 0) starts the file anew, a resumed one appends."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -41,12 +42,28 @@ class MetricsWriter(TrainerCallback):
                 self.path.write_text("", encoding="utf-8")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not state.is_world_process_zero or not logs:
-            return
+        if state.is_world_process_zero and logs:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(self.line(state, logs) + "\n")
+
+    def line(self, state, logs: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+
+class MetricsWriter(_LogFile):
+    """OUTPUT/metrics.jsonl: one JSON line per log event (step, epoch, wall time, every logged value)."""
+
+    def line(self, state, logs: dict[str, Any]) -> str:
         record = {"step": state.global_step, "epoch": state.epoch, "time": time.time()}
         record.update({k: _finite(v) for k, v in logs.items()})
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
+        return json.dumps(record, default=str)
+
+
+class TrainerLog(_LogFile):
+    """OUTPUT/trainer_log.txt: the dict TRL would have printed at each log event, on a terminal or not."""
+
+    def line(self, state, logs: dict[str, Any]) -> str:
+        return f"step {state.global_step}: {logs}"
 
 
 class RewardCurves(TrainerCallback):
@@ -65,18 +82,26 @@ class RewardCurves(TrainerCallback):
             logger.warning("reward curves not written to %s: %s", self.out_png, exc)
 
 
-def feedback_callbacks(
-    output_dir: str | Path, *, console: Console | None = None
-) -> tuple[MetricsWriter, LivePanel, RewardCurves]:
-    """The run's callbacks: OUTPUT/metrics.jsonl, the live panel, OUTPUT/rewards.png at the end.
+class Feedback:
+    """What the run shows and keeps: its callbacks, and `attach(trainer)` once the trainer exists."""
 
-    On a terminal the panel replaces TRL's printed dict, which then goes to OUTPUT/trainer_log.txt.
+    def __init__(self, output_dir: str | Path, console: Console | None = None) -> None:
+        out = Path(output_dir)
+        console = console or Console(stderr=True)
+        self.panel = LivePanel(console)
+        self.progress = PlainProgress(console)
+        self.callbacks = [MetricsWriter(out / "metrics.jsonl"), TrainerLog(out / TRAINER_LOG), self.panel,
+                          self.progress, RewardCurves(out / "metrics.jsonl", out / "rewards.png")]
 
-    Call `panel.attach(trainer)` once the GRPOTrainer exists to show its latest completions.
+    def attach(self, trainer: Any) -> None:
+        """Replace TRL's printers (panel on a terminal, plain lines off one); show its latest samples."""
+        take_over_printing(trainer)
+        self.panel.attach(trainer)
+
+
+def feedback_callbacks(output_dir: str | Path, *, console: Console | None = None) -> Feedback:
+    """The run's feedback: OUTPUT/metrics.jsonl and trainer_log.txt per log event (on a terminal or
+    not), the live panel on a terminal or one plain progress line every tenth of the run off one,
+    and OUTPUT/rewards.png at the end. Call `attach(trainer)` once the GRPOTrainer exists.
     """
-    out = Path(output_dir)
-    return (
-        MetricsWriter(out / "metrics.jsonl"),
-        LivePanel(console, log_path=out / TRAINER_LOG),
-        RewardCurves(out / "metrics.jsonl", out / "rewards.png"),
-    )
+    return Feedback(output_dir, console)

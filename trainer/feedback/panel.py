@@ -7,7 +7,6 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
@@ -19,7 +18,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 _REWARD_STAT = re.compile(r"^rewards/(?P<name>[^/]+)/(?P<stat>.+)$")
-TRAINER_LOG = "trainer_log.txt"  # TRL's per-step dict, when the live panel replaces its printing
+REPLACEMENT = "\ufffd"
 _HEADLINE = ("loss", "reward", "reward_std", "learning_rate", "grad_norm", "kl")
 
 
@@ -70,7 +69,10 @@ def trl_samples(trainer: Any) -> Callable[[int], list[Sample]]:
         return [
             Sample(
                 prompt=_flatten(at(prompts, start + i)),
-                completion=_flatten(c),
+                # TRL decodes each completion whole, and shows as U+FFFD the bytes that form no
+                # character (one cut off by max_completion_length, or lone bytes a young policy
+                # writes); they are left out here, as trainer.generation.decode_completions does.
+                completion=_flatten(c).replace(REPLACEMENT, ""),
                 reference=_reference_text(at(references[0], start + i, None) if references else None),
                 scores={n: v[start + i] for n, v in rewards.items() if start + i < len(v)},
             )
@@ -90,14 +92,20 @@ def _reference_text(reference: Any) -> str:
 _TRL_PRINTERS = (ProgressCallback, PrinterCallback)
 
 
+def take_over_printing(trainer: Any) -> None:
+    """Take TRL's printers off `trainer`: the live panel (on a terminal) or one plain line every
+    tenth of the run (off one) report progress, and every dict they printed is kept in
+    trainer_log.txt and metrics.jsonl instead."""
+    for printer in _TRL_PRINTERS:
+        trainer.remove_callback(printer)
+
+
 class LivePanel(TrainerCallback):
     """A Rich live panel: one progress bar, loss, reward mean, per-reward stats, latest samples.
 
     Redraws at most `max_refresh_per_s` times a second, however often TRL logs. Disabled (a
-    no-op) when the console is not a terminal, so logs and CI output stay clean and TRL's own
-    printing is left as it is. On a terminal, `attach` takes TRL's printers off the trainer
-    (the panel is then the only thing drawing) and the dict they printed goes to `log_path`
-    (and, through MetricsWriter, to metrics.jsonl).
+    no-op) when the console is not a terminal, so logs and CI output stay clean (PlainProgress
+    prints there instead).
     """
 
     def __init__(
@@ -108,14 +116,12 @@ class LivePanel(TrainerCallback):
         num_completions: int = 3,
         max_chars: int = 160,
         samples: Callable[[int], list[Sample]] | None = None,
-        log_path: str | Path | None = None,
     ) -> None:
         self.console = console or Console(stderr=True)
         self.enabled = self.console.is_terminal
         self.min_interval_s = 1.0 / max_refresh_per_s
         self.num_completions, self.max_chars = num_completions, max_chars
         self.samples = samples
-        self.log_path = Path(log_path) if log_path is not None else None
         self.refreshes = 0
         self._live: Live | None = None
         self._last_refresh = -math.inf
@@ -124,14 +130,8 @@ class LivePanel(TrainerCallback):
         self._started = time.monotonic()
 
     def attach(self, trainer: Any) -> LivePanel:
-        """Show this TRL trainer's latest samples; on a terminal, replace its printers."""
+        """Show this TRL trainer's latest samples."""
         self.samples = trl_samples(trainer)
-        if self.enabled:
-            for printer in _TRL_PRINTERS:
-                trainer.remove_callback(printer)
-            if self.log_path is not None:
-                self.log_path.parent.mkdir(parents=True, exist_ok=True)
-                self.log_path.write_text("", encoding="utf-8")
         return self
 
     def on_train_begin(self, args, state, control, **kwargs):
@@ -147,9 +147,6 @@ class LivePanel(TrainerCallback):
             return
         self._latest.update(logs)
         self._progress = (state.global_step, state.max_steps, state.epoch)
-        if self.log_path is not None:
-            with self.log_path.open("a", encoding="utf-8") as handle:
-                handle.write(f"step {state.global_step}: {logs}\n")
         now = time.monotonic()
         if now - self._last_refresh >= self.min_interval_s:
             self._refresh(now)
@@ -192,7 +189,7 @@ class LivePanel(TrainerCallback):
         shown = [(k, self._latest[k]) for k in _HEADLINE if k in self._latest]
         for _ in shown:
             table.add_column(justify="right")
-        table.add_row(*(f"[bold]{k}[/] {_fmt(v)}" for k, v in shown))
+        table.add_row(*(f"[bold]{k}[/] {format_value(v)}" for k, v in shown))
         return table
 
     def _reward_table(self) -> Table:
@@ -207,7 +204,7 @@ class LivePanel(TrainerCallback):
         for column in columns:
             table.add_column(column, justify="right")
         for name in sorted(stats):
-            table.add_row(name, *(_fmt(stats[name].get(c)) for c in columns))
+            table.add_row(name, *(format_value(stats[name].get(c)) for c in columns))
         return table
 
     def _completions(self) -> Table:
@@ -220,11 +217,11 @@ class LivePanel(TrainerCallback):
             table.add_row(_truncate(sample.prompt, self.max_chars // 2),
                           _truncate(sample.completion, self.max_chars),
                           _truncate(sample.reference, 40),
-                          " ".join(f"{n}={_fmt(v)}" for n, v in sample.scores.items()))
+                          " ".join(f"{n}={format_value(v)}" for n, v in sample.scores.items()))
         return table
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "null"
     if isinstance(value, float):

@@ -60,6 +60,33 @@ def load_processor(section: ModelSection, model_id: str | None = None,
     return processor
 
 
+# Processors whose apply_chat_template puts their video defaults (num_frames, fps) into **kwargs
+# when a call names no processor_kwargs; transformers 5.20 then warns on every call that processor
+# options belong in processor_kwargs. SmolVLM2's does (one warning per prompt batch, every step).
+_VIDEO_DEFAULTS_IN_KWARGS = ("SmolVLMProcessor",)
+
+
+def chat_processor_kwargs(processor: Any, **options: Any) -> dict[str, Any]:
+    """`processor_kwargs` for `processor.apply_chat_template`, as transformers 5.20 wants them.
+
+    `options` (padding, ...) plus, for the processors above, the very video defaults they would
+    have added themselves, so that no option travels in **kwargs.
+    """
+    kwargs = dict(options)
+    video = getattr(processor, "video_processor", None)
+    if type(processor).__name__ in _VIDEO_DEFAULTS_IN_KWARGS and video is not None:
+        kwargs = {"num_frames": video.num_frames, "fps": video.fps, **kwargs}
+    return kwargs
+
+
+def trl_chat_template_kwargs(processor: Any, given: dict[str, Any] | None) -> dict[str, Any]:
+    """GRPOConfig.chat_template_kwargs with `processor_kwargs` filled in (TRL passes them to every
+    apply_chat_template call it makes); the recipe's own values win."""
+    given = dict(given or {})
+    ours = chat_processor_kwargs(processor, **given.pop("processor_kwargs", {}))
+    return {**given, "processor_kwargs": ours} if ours else given
+
+
 def apply_processor_options(processor, options: ProcessorSection) -> None:
     """Set each option where the image processor reads it; one it has no use for is an error.
 

@@ -63,8 +63,9 @@ NOTES = {
     "rewards[].url": "`http(s)://host:port` of the service, or `inproc://<service>` to run it in this "
                      "process; give `url` or `urls`.",
     "rewards[].weight": "Weight of this reward in the total (GRPOConfig's reward_weights).",
-    "rewards[].on_error": "A call that gets no answer: `skip` leaves its items null (TRL ignores nulls), "
-                          "`abort` stops the run.",
+    "rewards[].on_error": "A call that gets no answer during the run: `skip` leaves its items null (TRL "
+                          "ignores nulls), `abort` stops the run. A service that does not answer the "
+                          "preflight stops the run before the model loads, whatever this says.",
     "vllm.mode": "`none` generates with transformers; `colocate` runs vLLM inside the trainer; `server` "
                  "talks to `trl vllm-serve`.",
     "vllm.gpu_memory_utilization": "Share of GPU memory vLLM may take (colocate).",

@@ -119,3 +119,48 @@ def test_the_demo_learns_the_format_and_the_answers_and_the_report_says_what_the
     assert len(trained) > 1  # the trained policy does not write one string for every prompt
     summary = report.split("| trained |")[1].split("\n")[0]
     assert f"{len(trained)}/16 = " in summary and "collapsed" not in summary
+    assert "\ufffd" not in report  # bytes that form no character are not shown as U+FFFD
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_seed_sets_the_data_draws_and_training(tmp_path, monkeypatch):
+    import contextlib
+
+    import rewardstack.demo.model
+    import rewardstack.serve.launch
+    import trainer.train
+
+    seen = {}
+
+    def train(recipe, callbacks=()):
+        seen["recipe"] = recipe
+        raise _Stop
+
+    @contextlib.contextmanager
+    def services(names, host):
+        yield {name: "http://127.0.0.1:1" for name in names}
+
+    monkeypatch.setattr(trainer.train, "run_training", train)
+    monkeypatch.setattr(rewardstack.serve.launch, "launch_services", services)
+    monkeypatch.setattr(rewardstack.demo.model, "demo_model_dir", lambda: tmp_path)
+    with pytest.raises(_Stop):
+        run_demo(tmp_path / "demo", steps=3, seed=7)
+    assert (seen["recipe"].data.seed, seen["recipe"].grpo["seed"]) == (7, 7)
+
+
+def test_the_cli_passes_the_seed(monkeypatch, tmp_path):
+    import rewardstack.demo.run
+
+    got = {}
+
+    def demo(out, **kw):
+        got.update(kw)
+        raise _Stop
+
+    monkeypatch.setattr(rewardstack.demo.run, "run_demo", demo)
+    with pytest.raises(_Stop):
+        cli.main(["demo", "--out", str(tmp_path), "--seed", "2"])
+    assert got == {"seed": 2}

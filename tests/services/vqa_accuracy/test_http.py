@@ -32,7 +32,7 @@ def golden_items(n):
 
 @pytest.mark.parametrize(("mode", "column"), [("vqa", "vqa_accuracy"), ("anls", "anls")])
 def test_batch_of_256_matches_golden_in_order(url, mode, column):
-    resp = run(url, lambda c: c.score(golden_items(256), params={"mode": mode}))
+    resp = run(url, lambda c: c.score(golden_items(256), params={"mode": mode, "references": "annotators"}))
     assert resp.service == "vqa_accuracy"
     assert resp.rewards == pytest.approx([c[column] for c in GOLDEN[:256]], abs=1e-9)
     assert {d.status for d in resp.details} == {ItemStatus.ok}
@@ -56,10 +56,13 @@ def test_info_publishes_the_params_schema(url):
     info = run(url, lambda c: c.info())
     assert info.name == "vqa_accuracy"
     assert info.score_range == (0.0, 1.0)
-    assert set(info.params_schema["properties"]) == {"mode", "answer_tag", "threshold", "anls_boundary"}
-    assert info.config["default_mode"] == "vqa"
+    assert set(info.params_schema["properties"]) == {"mode", "answer_tag", "threshold", "anls_boundary",
+                                                     "references"}
+    assert "accepted" in info.params_schema["properties"]["references"]["description"]
+    assert info.config["default_mode"] == "vqa" and info.config["default_references"] == "accepted"
 
 
 def test_inproc_serves_main_app_with_the_same_scores():
-    resp = run("inproc://vqa_accuracy", lambda c: c.score(golden_items(20), params={"mode": "vqa"}))
+    resp = run("inproc://vqa_accuracy",
+               lambda c: c.score(golden_items(20), params={"mode": "vqa", "references": "annotators"}))
     assert resp.rewards == pytest.approx([c["vqa_accuracy"] for c in GOLDEN[:20]], abs=1e-9)

@@ -30,7 +30,7 @@ def item(completion, reference):
 def test_golden_through_the_scorer(scorer, mode, column):
     # The golden prediction is the whole answer: wrapping it in the tag must not change it.
     items = [item(f"<think>hm</think><answer>{c['prediction']}</answer>", c["answers"]) for c in GOLDEN]
-    results = score(scorer, items, mode=mode)
+    results = score(scorer, items, mode=mode, references="annotators")
     assert [r.status for r in results] == [ItemStatus.ok] * len(GOLDEN)
     got = [r.reward for r in results]
     assert got == pytest.approx([c[column] for c in GOLDEN], abs=1e-9)
@@ -39,7 +39,33 @@ def test_golden_through_the_scorer(scorer, mode, column):
 def test_default_mode_is_vqa(scorer):
     [r] = score(scorer, [item("Two", ["2"] * 9 + ["two dogs"])])
     assert r.reward == 1.0
-    assert r.parts == {"tagged": 0.0, "matches": 9.0}
+    assert r.parts == {"tagged": 0.0, "matches": 9.0, "accepted": 10.0}
+
+
+class TestAListIsAcceptedAnswersUnlessItIsAnnotators:
+    """A list reference is a set of accepted answers by default; `references: annotators` asks
+    for the official VQA formula, and each result's parts say which reading scored it."""
+
+    @pytest.mark.parametrize("mode", ["vqa", "exact", "anls", "partial", "fuzzy"])
+    @pytest.mark.parametrize(("answer", "refs"), [("Ha Noi", ["Hà Nội", "Ha Noi"]),
+                                                  ("Paris", ["Paris", "Paris", "Paris"])])
+    def test_an_exact_match_on_any_accepted_answer_is_full_credit(self, scorer, mode, answer, refs):
+        [r] = score(scorer, [item(f"<answer>{answer}</answer>", refs)], mode=mode)
+        assert r.reward == 1.0
+        assert r.parts["accepted"] == len(refs) and "annotators" not in r.parts
+
+    def test_the_same_lists_as_annotators_answers_take_the_official_formula(self, scorer):
+        items = [item("<answer>Ha Noi</answer>", ["Hà Nội", "Ha Noi"]),
+                 item("<answer>Paris</answer>", ["Paris", "Paris", "Paris"])]
+        results = score(scorer, items, mode="vqa", references="annotators")
+        assert [r.reward for r in results] == pytest.approx([1 / 6, 2 / 3])
+        assert [r.parts["annotators"] for r in results] == [2.0, 3.0]
+        assert all("accepted" not in r.parts for r in results)
+
+    def test_accepted_answers_go_through_the_official_answer_processing(self, scorer):
+        [hit, miss] = score(scorer, [item("Two!", ["3", "two"]), item("dog", ["cat", "2"])], mode="vqa")
+        assert (hit.reward, hit.parts["matches"]) == (1.0, 1.0)
+        assert (miss.reward, miss.parts["matches"]) == (0.0, 0.0)
 
 
 def test_settings_choose_the_default_mode_and_threshold():
@@ -98,7 +124,7 @@ def test_missing_reference_is_unscorable_not_zero(scorer, reference):
     [r] = score(scorer, [item("yes", reference)])
     assert r.reward is None
     assert r.status == ItemStatus.unscorable
-    assert "reference" in r.reason
+    assert "reference" in r.reason and "accepted answers" in r.reason and "annotators" in r.reason
 
 
 def test_a_bad_item_does_not_sink_the_batch(scorer):
@@ -108,7 +134,8 @@ def test_a_bad_item_does_not_sink_the_batch(scorer):
 
 @pytest.mark.parametrize(
     "params",
-    [{"mode": "bleu"}, {"threshold": 1.5}, {"answer_tag": "<answer>"}, {"temperature": 0.1}],
+    [{"mode": "bleu"}, {"threshold": 1.5}, {"answer_tag": "<answer>"}, {"temperature": 0.1},
+     {"references": "annotator"}],
 )
 def test_bad_params_are_refused(params):
     with pytest.raises(ValidationError):
@@ -117,6 +144,6 @@ def test_bad_params_are_refused(params):
 
 def test_config_names_what_decides_scores(scorer):
     cfg = scorer.config()
-    assert cfg["default_mode"] == "vqa"
+    assert cfg["default_mode"] == "vqa" and cfg["default_references"] == "accepted"
     assert cfg["default_threshold"] == 0.5
     assert "rapidfuzz" in cfg

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections import defaultdict, deque
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from rich.console import Console
-from transformers import TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_callback import (
-    CallbackHandler,
-    DefaultFlowCallback,
-    PrinterCallback,
-    ProgressCallback,
-)
+from transformers import TrainerControl, TrainerState
 
 from trainer.feedback import panel as feedback
 from trainer.feedback.callbacks import MetricsWriter, RewardCurves
-from trainer.feedback.panel import LivePanel, Sample, trl_samples
+from trainer.feedback.panel import LivePanel, Sample
 from trainer.feedback.plots import (
     plot_histograms,
     plot_reward_curves,
@@ -202,66 +195,3 @@ class TestLivePanel:
         panel.on_log(None, _state(1), TrainerControl(), logs=_logs(1))
         panel.on_train_end(None, _state(1), TrainerControl())
         assert not panel.enabled and panel.refreshes == 0 and buffer.getvalue() == ""
-
-
-class _FakeGrpoTrainer:
-    """The shape of GRPOTrainer._logs in TRL 1.16, and its callback list."""
-
-    def __init__(self, args: TrainingArguments | None = None) -> None:
-        self._logs = {"prompt": deque(maxlen=4), "completion": deque(maxlen=4),
-                      "rewards": defaultdict(lambda: deque(maxlen=4)),
-                      "extra": defaultdict(lambda: deque(maxlen=4))}
-        for i in range(6):
-            self._logs["prompt"].append([{"role": "user", "content": [
-                {"type": "image", "text": None}, {"type": "text", "text": f"How many stars? ({i})"}]}])
-            self._logs["completion"].append([{"role": "assistant", "content": f"answer {i}"}])
-            self._logs["rewards"]["fmt"].append(float(i))
-            self._logs["extra"]["reference/fmt"].append(str(i))
-        # What transformers.Trainer.__init__ adds: the flow callback, then tqdm or print().
-        printer = PrinterCallback if args is not None and args.disable_tqdm else ProgressCallback
-        self.callback_handler = CallbackHandler([DefaultFlowCallback, printer], None, None, None, None)
-
-    def remove_callback(self, callback) -> None:
-        self.callback_handler.remove_callback(callback)
-
-
-def test_trl_samples_pairs_the_latest_completions_with_prompt_reference_and_scores() -> None:
-    latest = trl_samples(_FakeGrpoTrainer())(2)
-    assert latest == [Sample("How many stars? (4)", "answer 4", "4", {"fmt": 4.0}),
-                      Sample("How many stars? (5)", "answer 5", "5", {"fmt": 5.0})]
-    assert trl_samples(object())(2) == []
-
-
-class TestTerminalChannels:
-    @pytest.mark.parametrize("disable_tqdm", [False, True])
-    def test_on_a_terminal_the_panel_replaces_trl_printing(self, tmp_path, capsys,
-                                                           disable_tqdm) -> None:
-        args = TrainingArguments(output_dir=str(tmp_path), disable_tqdm=disable_tqdm,
-                                 report_to="none")
-        trainer = _FakeGrpoTrainer(args)
-        console, buffer = _terminal()
-        panel = LivePanel(console, log_path=tmp_path / "trainer_log.txt").attach(trainer)
-        handler = trainer.callback_handler
-        handler.add_callback(panel)
-        assert not [cb for cb in handler.callbacks
-                    if isinstance(cb, ProgressCallback | PrinterCallback)]
-        state, control = _state(0, max_steps=3), TrainerControl()
-        handler.on_train_begin(args, state, control)
-        for step in (1, 2, 3):
-            handler.on_log(args, _state(step, max_steps=3), control, _logs(step))
-        handler.on_train_end(args, _state(3, max_steps=3), control)
-        printed = capsys.readouterr()
-        assert "'loss'" not in printed.out + printed.err  # TRL's dict is not printed
-        assert "{'loss'" not in buffer.getvalue()
-        log_lines = (tmp_path / "trainer_log.txt").read_text().splitlines()
-        assert len(log_lines) == 3 and "'loss': 0.1" in log_lines[0]
-        text = buffer.getvalue()
-        for expected in ("How many stars? (5)", "answer 5", "reference", "3/3"):
-            assert expected in text
-
-    def test_without_a_terminal_trl_keeps_its_own_printing(self, tmp_path) -> None:
-        trainer = _FakeGrpoTrainer()
-        panel = LivePanel(Console(file=io.StringIO(), force_terminal=False),
-                          log_path=tmp_path / "trainer_log.txt").attach(trainer)
-        assert any(isinstance(cb, ProgressCallback) for cb in trainer.callback_handler.callbacks)
-        assert not panel.enabled and not (tmp_path / "trainer_log.txt").exists()
