@@ -3,21 +3,24 @@
 It reads a service's max_batch once, splits big batches and sends the chunks concurrently, retries
 what is worth retrying (connection failures, 502/503/504) with backoff and jitter, honours
 Retry-After, fails over between several URLs, and gives up at an overall deadline with an error
-that names the service, the URL and the last cause. `inproc://<service>` serves the same app in
+that names the service, the URL and the last cause; each attempt tells the service what is left of
+that deadline (`deadline_ms`, proto.deadline), so the service stops when the caller stops waiting. `inproc://<service>` serves the same app in
 this process, through the same contract, without a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
+from proto.deadline import stamped
 from proto.inproc import InprocApp
 from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
 
@@ -76,7 +79,8 @@ class RewardClient:
 
     Args:
         urls: `http(s)://host:port`, a list of them (round-robin with failover), or `inproc://<service>`.
-        deadline_s: overall time budget of one `score` call, retries included.
+        deadline_s: overall time budget of one `score` call, retries included; sent to services
+            that honour deadlines as each attempt's `deadline_ms`, less a margin for the answer.
         token: bearer token, when the service sets `<PREFIX>_AUTH_TOKEN`.
         max_concurrent_chunks: chunks of one call in flight at once.
         backoff_s / backoff_max_s: first retry delay and its cap (full jitter).
@@ -171,6 +175,9 @@ class RewardClient:
         request = ScoreRequest(items=items, images={k: v for k, v in images.items() if k in used},
                                params=dict(params))
         payload = request.model_dump_json(exclude_defaults=True).encode()
+        if self._info is not None and self._info.limits.deadline_grace_ms is not None:
+            # Each attempt tells the service what is left of this call's deadline (proto.deadline).
+            payload = functools.partial(stamped, payload)
         async with self._chunk_sem:
             resp = await self._request("POST", "/v1/score", payload, deadline)
         scored = ScoreResponse.model_validate_json(resp.content)
@@ -180,7 +187,7 @@ class RewardClient:
         return scored
 
     async def _request(
-        self, method: str, path: str, payload: bytes | None, deadline: float
+        self, method: str, path: str, payload: bytes | Callable[[float], bytes] | None, deadline: float
     ) -> httpx.Response:
         attempt, cause, url = 0, "deadline passed before the first attempt", self._endpoints[0].url
         refused_since: float | None = None  # start of an unbroken run of refused connections
@@ -190,7 +197,8 @@ class RewardClient:
             delay: float | None = None
             try:
                 resp = await ep.http.request(
-                    method, path, content=payload, headers=_JSON if payload is not None else None,
+                    method, path, content=payload(remaining) if callable(payload) else payload,
+                    headers=_JSON if payload is not None else None,
                     timeout=httpx.Timeout(remaining, connect=min(remaining, ep.connect_timeout)),
                 )
             except httpx.TimeoutException as exc:
