@@ -4,8 +4,9 @@ It reads a service's max_batch once, splits big batches and sends the chunks con
 what is worth retrying (connection failures, 502/503/504) with backoff and jitter, honours
 Retry-After, fails over between several URLs, and gives up at an overall deadline with an error
 that names the service, the URL and the last cause; each attempt tells the service what is left of
-that deadline (`deadline_ms`, proto.deadline), so the service stops when the caller stops waiting. `inproc://<service>` serves the same app in
-this process, through the same contract, without a socket.
+that deadline (`deadline_ms`, proto.deadline), so the service stops when the caller stops waiting.
+`inproc://<service>` serves the same app in this process, through the same contract, without a
+socket.
 """
 
 from __future__ import annotations
