@@ -205,14 +205,18 @@ async def gather_until(
         return []
     timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
     try:
-        done, _ = await asyncio.wait(tasks, timeout=timeout)
+        done, pending = await asyncio.wait(tasks, timeout=timeout)
     finally:
         for task in tasks:
             task.cancel()  # no-op on finished ones; cancels the rest, also if this call is cancelled
+    if pending:
+        await asyncio.sleep(0)  # one turn of the loop: the cancelled items run their cleanup
     out: list = []
     for task in tasks:
         if task not in done:
             out.append(Scored.timeout(DEADLINE_REASON))
+        elif task.cancelled():  # by someone else: shutting down, say
+            out.append(Scored.error("cancelled: the item's work was stopped before it finished"))
         elif (exc := task.exception()) is not None:
             out.append(exc)
         else:
