@@ -48,8 +48,10 @@ class WorkerPool:
         self._memory_mb = memory_mb
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
-            # Import math-verify once in the fork server; forked workers then start in milliseconds.
-            self._ctx.set_forkserver_preload(["services.math_equiv.worker", "math_verify"])
+            # Import and warm math-verify once in the fork server; forked workers then start in
+            # milliseconds, which is what replacing a killed worker costs.
+            self._ctx.set_forkserver_preload(["services.math_equiv.worker", "math_verify",
+                                              "services.math_equiv.warm"])
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._live: set[_Worker] = set()
