@@ -30,6 +30,15 @@ def with_client(url: str, use, *, deadline_s: float = 60.0):
     return asyncio.run(go())
 
 
+async def hang(cancelled: list) -> None:
+    """Wait until cancelled, noting the cancellation in `cancelled` (is a task really stopped?)."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+
+
 def eventually(cond, timeout_s: float = 10.0) -> None:
     """Wait until `cond()` is true; fail after `timeout_s` (a hang guard, not a timing claim)."""
     deadline = time.monotonic() + timeout_s

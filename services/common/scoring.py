@@ -194,8 +194,9 @@ async def gather_until(
     deadline: float | None, aws: Iterable[Awaitable[Scored]], *, return_exceptions: bool = False
 ) -> list:
     """Await each item's coroutine until `deadline`; those not finished then are cancelled and
-    come back as timeouts, in their places. Like `asyncio.gather` otherwise: the first exception
-    is raised, or returned in its place with `return_exceptions`.
+    come back as timeouts, in their places. Otherwise like `asyncio.gather`, except that an
+    exception is raised only once every item is done or cut off (the first in item order), or
+    returned in its place with `return_exceptions`.
 
     A coroutine that needs no waiting (a precomputed result, a cache hit) still finishes when the
     deadline has already passed.

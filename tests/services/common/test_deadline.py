@@ -19,7 +19,7 @@ from services.common.scoring import (
     score_each,
     score_until,
 )
-from tests.helpers import serve_app
+from tests.helpers import hang, serve_app
 from tests.services.common import toy
 from tests.services.common.toy import make_app
 
@@ -68,15 +68,8 @@ class TestHelpers:
             await asyncio.sleep(0)
             return Scored.ok(0.5)
 
-        async def stuck():
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                cancelled.append(True)
-                raise
-
         async def scenario():
-            got = await gather_until(time.monotonic() + 0.05, [quick(), stuck(), quick()])
+            got = await gather_until(time.monotonic() + 0.05, [quick(), hang(cancelled), quick()])
             await asyncio.sleep(0)  # let the cancellation land
             return got, list(cancelled)  # before asyncio.run cancels whatever is left
 

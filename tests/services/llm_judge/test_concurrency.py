@@ -10,6 +10,7 @@ from services.common.scoring import Scored
 from services.llm_judge.cache import JudgeCache
 from services.llm_judge.limits import Budget, RateLimiter, Usage
 from services.llm_judge.pool import ClientPool, hedge
+from tests.helpers import hang
 
 
 class TestCache:
@@ -107,15 +108,8 @@ class TestHedge:
     def test_the_second_wins_when_the_first_hangs_and_the_first_is_cancelled(self):
         cancelled = []
 
-        async def hang():
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                cancelled.append(True)
-                raise
-
         async def go():
-            got = await hedge(hang, lambda: _value("b"), 0.0)
+            got = await hedge(lambda: hang(cancelled), lambda: _value("b"), 0.0)
             await asyncio.sleep(0)
             return got, list(cancelled)
 
