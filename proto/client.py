@@ -2,17 +2,14 @@
 
 It reads a service's max_batch once, splits big batches and sends the chunks concurrently, retries
 what is worth retrying (connection failures, 502/503/504) with backoff and jitter, honours
-Retry-After, fails over between several URLs, and gives up at an overall deadline with an error
-that names the service, the URL and the last cause; each attempt tells the service what is left of
-that deadline (`deadline_ms`, proto.deadline), so the service stops when the caller stops waiting.
-`inproc://<service>` serves the same app in this process, through the same contract, without a
-socket.
+Retry-After, fails over between several URLs, and gives up at an overall deadline (told to the
+service: proto.deadline) with an error that names the service, the URL and the last cause.
+`inproc://<service>` serves the same app in this process, through the same contract, no socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from proto.deadline import stamped
+from proto.deadline import deadline_payload
 from proto.inproc import InprocApp
 from proto.models import ErrorResponse, ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
 
@@ -80,8 +77,7 @@ class RewardClient:
 
     Args:
         urls: `http(s)://host:port`, a list of them (round-robin with failover), or `inproc://<service>`.
-        deadline_s: overall time budget of one `score` call, retries included; sent to services
-            that honour deadlines as each attempt's `deadline_ms`, less a margin for the answer.
+        deadline_s: overall time budget of one `score` call, retries included; sent as deadline_ms.
         token: bearer token, when the service sets `<PREFIX>_AUTH_TOKEN`.
         max_concurrent_chunks: chunks of one call in flight at once.
         backoff_s / backoff_max_s: first retry delay and its cap (full jitter).
@@ -175,10 +171,7 @@ class RewardClient:
         used = {it.image_id for it in items if it.image_id is not None}
         request = ScoreRequest(items=items, images={k: v for k, v in images.items() if k in used},
                                params=dict(params))
-        payload = request.model_dump_json(exclude_defaults=True).encode()
-        if self._info is not None and self._info.limits.deadline_grace_ms is not None:
-            # Each attempt tells the service what is left of this call's deadline (proto.deadline).
-            payload = functools.partial(stamped, payload)
+        payload = deadline_payload(request.model_dump_json(exclude_defaults=True).encode(), self._info)
         async with self._chunk_sem:
             resp = await self._request("POST", "/v1/score", payload, deadline)
         scored = ScoreResponse.model_validate_json(resp.content)

@@ -9,7 +9,10 @@ travel back (and the request to finish arriving) before the caller stops listeni
 
 from __future__ import annotations
 
-from proto.models import MAX_DEADLINE_MS
+import functools
+from collections.abc import Callable
+
+from proto.models import MAX_DEADLINE_MS, ServiceInfo
 
 MARGIN_S = 0.5  # the most kept back; short budgets keep back a quarter of themselves instead
 
@@ -34,3 +37,12 @@ def stamped(payload: bytes, remaining_s: float) -> bytes:
     if not payload.startswith(b'{"'):
         raise ValueError("stamped() takes the JSON object of a ScoreRequest")
     return b'{"deadline_ms":%d,' % deadline_ms(remaining_s) + payload[1:]
+
+
+def deadline_payload(payload: bytes, info: ServiceInfo | None) -> bytes | Callable[[float], bytes]:
+    """What to send for a ScoreRequest `payload`: for a service whose /v1/info says it honours
+    deadlines, a function of the caller's remaining seconds that stamps it (called per attempt);
+    for one that predates deadline_ms (and would refuse the field), `payload` as it is."""
+    if info is None or info.limits.deadline_grace_ms is None:
+        return payload
+    return functools.partial(stamped, payload)

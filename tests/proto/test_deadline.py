@@ -2,8 +2,8 @@
 
 import pytest
 
-from proto.deadline import MARGIN_S, deadline_ms, stamped
-from proto.models import MAX_DEADLINE_MS, ScoreRequest
+from proto.deadline import MARGIN_S, deadline_ms, deadline_payload, stamped
+from proto.models import MAX_DEADLINE_MS, ScoreRequest, ServiceInfo, ServiceLimits
 
 
 @pytest.mark.parametrize("remaining_s", [0.004, 0.2, 1.0, 3.5, 60.0, 600.0])
@@ -30,3 +30,18 @@ def test_stamped_body_is_the_same_request_with_its_deadline():
 def test_stamped_refuses_what_is_not_a_request_object():
     with pytest.raises(ValueError):
         stamped(b"[1, 2]", 1.0)
+
+
+def _info(grace_ms):
+    limits = ServiceLimits(max_batch=8, max_body_bytes=1024, max_concurrency=1, max_queue=1,
+                           deadline_grace_ms=grace_ms)
+    return ServiceInfo(name="s", version="1", score_range=(0, 1), params_schema={}, limits=limits,
+                       fingerprint="f")
+
+
+def test_a_service_that_predates_deadlines_gets_the_body_unchanged():
+    body = b'{"items":[{"completion":"x"}]}'
+    assert deadline_payload(body, _info(None)) is body
+    assert deadline_payload(body, None) is body
+    stamp = deadline_payload(body, _info(50.0))
+    assert ScoreRequest.model_validate_json(stamp(2.0)).deadline_ms == 1500
