@@ -10,7 +10,7 @@ first of them right after the slow answer). The slow request per service:
 
     math_equiv    8 ordinary items + one sympy-heavy answer, (10^{10})!, under a 5 s time limit
     llm_judge     31 ordinary items + one whose upstream call takes 30 s (the fake OpenAI server)
-    clip_cider    6 items, each with its own 5000x5000 PNG to decode (random ViT-B-32 on the CPU)
+    clip_cider    12 items, each with its own 6000x6000 PNG to decode (random ViT-B-32 on the CPU)
     vqa_accuracy  120 items in anls mode with 30,000-character answers and references
     regex_format  400 items with 30,000-character completions
 
@@ -85,8 +85,8 @@ def judge_case(_tmp: Path, upstream: str) -> Case:
 
 
 def clip_case(tmp: Path) -> Case:
-    side = 5000
-    for i in range(6):
+    side, big = 6000, 12
+    for i in range(big):
         ramp = np.linspace(0, 255, side, dtype=np.float32)
         pixels = np.stack([np.add.outer(ramp, ramp * (i + 1)) % 256] * 3, axis=-1).astype(np.uint8)
         Image.fromarray(pixels).save(tmp / f"big{i}.png")
@@ -99,13 +99,14 @@ def clip_case(tmp: Path) -> Case:
                 "reference": ["a photo of a thing"], "image_id": image_id}
 
     env = {"CLIP_CIDER_CLIP_MODEL": "ViT-B-32", "CLIP_CIDER_CLIP_PRETRAINED": "",
-           "CLIP_CIDER_CLIP_DEVICE": "cpu", "CLIP_CIDER_IMAGE_ROOT": str(tmp)}
+           "CLIP_CIDER_CLIP_DEVICE": "cpu", "CLIP_CIDER_IMAGE_ROOT": str(tmp),
+           "CLIP_CIDER_IMAGE_CACHE_SIZE": "0"}  # every slow request decodes its images again
     return Case(
         "services.clip_cider.main:app", env,
         lambda n: {"items": [item(n, i, "img") for i in range(16)], "images": {"img": {"b64": b64}},
                    "params": {"corpus": "request"}},
-        lambda n: {"items": [item(n, i, f"big{i}") for i in range(6)],
-                   "images": {f"big{i}": {"path": f"big{i}.png"} for i in range(6)},
+        lambda n: {"items": [item(n, i, f"big{i}") for i in range(big)],
+                   "images": {f"big{i}": {"path": f"big{i}.png"} for i in range(big)},
                    "params": {"corpus": "request"}},
         True,
     )
