@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from proto.client import RewardClient
 from proto.deadline import MARGIN_S
 from proto.models import ItemStatus, ScoreItem, ScoreResponse, ServiceInfo
+from proto.rewards import RewardEntry
 from services.common.scoring import (
     DeadlinePassed,
     Scored,
@@ -164,9 +164,10 @@ class TestService:
         [detail] = answer["r"].json()["details"]
         assert detail["status"] == "timeout" and "queued" in detail["reason"]
 
-    def test_client_sends_what_is_left_of_its_deadline(self, url):
-        async def left(deadline_s):
-            async with RewardClient(url, deadline_s=deadline_s) as client:
+    def test_a_reward_entrys_client_sends_what_is_left_of_its_timeout(self, url):
+        async def left(timeout_s):
+            # The client the TRL helper, the verl adapter and the gateway build from an entry.
+            async with RewardEntry(name="toy", url=url, timeout_s=timeout_s).client() as client:
                 return (await client.score([{"completion": "left"}])).rewards[0]
 
         sent = asyncio.run(left(10.0))
