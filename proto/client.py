@@ -2,11 +2,11 @@
 
 It reads a service's max_batch once, splits big batches and sends the chunks concurrently, retries
 what is worth retrying (connection failures, 502/503/504) with backoff and jitter, honours
-Retry-After, fails over between several URLs, and gives up at an overall deadline with an error
-that names the service, the URL and the last cause. A service that refuses connections is known
-down once: every call (score, info, readiness) then fails at once after one quick probe, shared by
-concurrent callers. `inproc://<service>` serves the same app in this process, through the same
-contract, without a socket.
+Retry-After, fails over between several URLs, and gives up at an overall deadline (told to the
+service: proto.deadline) with an error that names the service, the URL and the last cause. A service
+that refuses connections is known down once: every call (score, info, readiness) then fails at once
+after one quick probe, shared by concurrent callers. `inproc://<service>` serves the same app in this
+process, through the same contract, without a socket.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from proto.client_errors import (
     refused,
     retry_after,
 )
+from proto.deadline import deadline_payload
 from proto.inproc import Endpoint
 from proto.models import ImageData, ScoreItem, ScoreRequest, ScoreResponse, ServiceInfo
 
@@ -42,7 +43,7 @@ class RewardClient:
 
     Args:
         urls: `http(s)://host:port`, a list of them (round-robin with failover), or `inproc://<service>`.
-        deadline_s: overall time budget of one `score` call, retries included.
+        deadline_s: overall time budget of one `score` call, retries included; sent as deadline_ms.
         token: bearer token, when the service sets `<PREFIX>_AUTH_TOKEN`.
         max_concurrent_chunks: chunks of one call in flight at once.
         backoff_s / backoff_max_s: first retry delay and its cap (full jitter).
@@ -143,7 +144,7 @@ class RewardClient:
         used = {it.image_id for it in items if it.image_id is not None}
         request = ScoreRequest(items=items, images={k: v for k, v in images.items() if k in used},
                                params=dict(params))
-        payload = request.model_dump_json(exclude_defaults=True).encode()
+        payload = deadline_payload(request.model_dump_json(exclude_defaults=True).encode(), self._info)
         async with self._chunk_sem:
             resp = await self._request("POST", "/v1/score", payload, deadline)
         scored = ScoreResponse.model_validate_json(resp.content)
@@ -153,7 +154,7 @@ class RewardClient:
         return scored
 
     async def _request(
-        self, method: str, path: str, payload: bytes | None, deadline: float
+        self, method: str, path: str, payload: bytes | Callable[[float], bytes] | None, deadline: float
     ) -> httpx.Response:
         attempt, cause, url = 0, "deadline passed before the first attempt", self._endpoints[0].url
         while (remaining := deadline - time.monotonic()) > 0:
@@ -162,7 +163,8 @@ class RewardClient:
             delay: float | None = None
             try:
                 resp = await ep.http.request(
-                    method, path, content=payload, headers=_JSON if payload is not None else None,
+                    method, path, content=payload(remaining) if callable(payload) else payload,
+                    headers=_JSON if payload is not None else None,
                     timeout=httpx.Timeout(remaining, connect=min(remaining, ep.connect_timeout)),
                 )
             except httpx.TimeoutException as exc:

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PROTOCOL_VERSION = "1.0"
+# A deadline longer than a day is a mistake in units, not a budget.
+MAX_DEADLINE_MS = 86_400_000
 
 # One HTTP status per error type, used by the services to answer and by the client to decide
 # whether a failure is worth retrying.
@@ -61,6 +63,16 @@ class ScoreRequest(_Strict):
     """One batch to score. Each distinct image travels once, however many items share it."""
 
     items: list[ScoreItem] = Field(min_length=1)
+    deadline_ms: int | None = Field(
+        default=None, ge=1, le=MAX_DEADLINE_MS,
+        description="Time budget of this request in milliseconds, counted from the moment the "
+        "service receives it, on the service's own monotonic clock (a relative budget, so the "
+        "caller's and the service's clocks need not agree). Time queued for a scoring slot counts. "
+        "When it passes, the service stops working on the request and answers at once: finished "
+        "items keep their rewards, the others are null with status `timeout` (reason `deadline`). "
+        "The answer comes at most `limits.deadline_grace_ms` (GET /v1/info) after the deadline, "
+        "plus the network. Absent: no deadline.",
+    )
     images: dict[str, ImageData] = Field(default_factory=dict)
     params: dict[str, Any] = Field(
         default_factory=dict, description="Per-request options, validated by the service."
@@ -155,6 +167,11 @@ class ServiceLimits(_Strict):
     max_queue: int
     # Longer completions are unscorable (completion_too_long); None from servers that predate it.
     max_completion_chars: int | None = None
+    deadline_grace_ms: float | None = Field(
+        default=None,
+        description="A request with `deadline_ms` is answered at most this long after its deadline "
+        "(network not included); None from servers that predate deadline_ms, which refuse the field.",
+    )
 
 
 class ServiceInfo(_Strict):

@@ -27,7 +27,11 @@ class RewardEntry(BaseModel):
     urls: list[str] | None = Field(default=None, description="Several replicas, balanced client-side.")
     weight: float = 1.0
     params: dict[str, Any] = Field(default_factory=dict, description="Sent with every request.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Deadline for one batch, retries included.")
+    timeout_s: float = Field(
+        default=60.0, gt=0,
+        description="Deadline for one batch, retries included; the service is told it (deadline_ms, "
+                    "less a margin of at most 0.5 s) and answers by then, unfinished items null.",
+    )
     unreachable_s: float = Field(
         default=5.0, gt=0,
         description="A service that refuses connections this long is down: the call fails then, "

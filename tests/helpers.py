@@ -30,6 +30,23 @@ def with_client(url: str, use, *, deadline_s: float = 60.0):
     return asyncio.run(go())
 
 
+async def hang(cancelled: list) -> None:
+    """Wait until cancelled, noting the cancellation in `cancelled` (is a task really stopped?)."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.append(True)
+        raise
+
+
+def eventually(cond, timeout_s: float = 10.0) -> None:
+    """Wait until `cond()` is true; fail after `timeout_s` (a hang guard, not a timing claim)."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -35,6 +35,7 @@ from services.common.limits import BodyLimitMiddleware, Gate, check_json_size
 from services.common.metrics import ServiceMetrics
 from services.common.openapi import ROUTE_DOCS, install_openapi
 from services.common.scoring import (
+    DEADLINE_GRACE_S,
     Batch,
     NotReadyError,
     ParamsError,
@@ -42,6 +43,7 @@ from services.common.scoring import (
     Scorer,
     UpstreamError,
     score_capped,
+    score_until,
 )
 from services.common.settings import ServiceSettings
 
@@ -95,13 +97,15 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
     @app.post("/v1/score", **ROUTE_DOCS["score"])
     async def score(request: Request) -> Response:
         started = time.perf_counter()
+        arrived = time.monotonic()  # deadline_ms counts from here, queueing included
         request_id = uuid.uuid4().hex
         try:
             _check_ready(state, scorer)
             async with gate.slot():
                 metrics.queued.set(gate.waiting)
                 with metrics.in_flight.track_inprogress():
-                    response = await _score(request, scorer, settings, thread_limiter, metrics)
+                    response = await _score(request, arrived, scorer, settings, thread_limiter,
+                                            metrics)
             status = 200
             body = response.model_dump_json().encode()
             headers = {"x-request-id": request_id}
@@ -154,7 +158,7 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
     return app
 
 
-async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
+async def _score(request, arrived, scorer, settings, limiter, metrics) -> ScoreResponse:
     started = time.perf_counter()
     raw = await request.body()
     check_json_size(raw, settings)
@@ -175,10 +179,11 @@ async def _score(request, scorer, settings, limiter, metrics) -> ScoreResponse:
         raise ServiceError(ErrorType.validation, "params." + validation_message(exc.errors())) from None
     metrics.batch_size.observe(n)
     cap_name = settings.model_config.get("env_prefix", "") + "MAX_COMPLETION_CHARS"
-    results = await score_capped(
-        Batch(req.items, req.images, params), settings.max_completion_chars, cap_name,
+    deadline = None if req.deadline_ms is None else arrived + req.deadline_ms / 1000
+    results = await score_until(deadline, n, lambda: score_capped(
+        Batch(req.items, req.images, params, deadline), settings.max_completion_chars, cap_name,
         lambda batch: _run_scorer(scorer, batch, limiter),
-    )
+    ))
     if len(results) != n:
         raise RuntimeError(f"{scorer.name} returned {len(results)} results for {n} items")
     results = [_finite(r) for r in results]
@@ -197,6 +202,8 @@ async def _run_scorer(scorer: Scorer, batch: Batch, limiter) -> list[Scored]:
         if inspect.iscoroutinefunction(scorer.score):
             return await scorer.score(batch)
         # Scoring is CPU-bound: a worker thread keeps the loop free for probes and admission.
+        # Past a deadline the answer leaves without the thread, which stops at its next
+        # checkpoint (services.common.scoring).
         return await anyio.to_thread.run_sync(scorer.score, batch, limiter=limiter)
     except ParamsError as exc:
         raise ServiceError(ErrorType.validation, f"params: {exc}") from None
@@ -254,6 +261,7 @@ def _service_info(scorer: Scorer, settings: ServiceSettings) -> ServiceInfo:
             max_concurrency=settings.max_concurrency,
             max_queue=settings.max_queue,
             max_completion_chars=settings.max_completion_chars,
+            deadline_grace_ms=DEADLINE_GRACE_S * 1000,
         ),
         config=json.loads(json.dumps(config, default=str)),
         fingerprint=hashlib.sha256(blob.encode()).hexdigest()[:16],

@@ -19,6 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from proto.models import ImageData
+from services.common.scoring import check_deadline
 
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 # A file under the root is read whole; more than any sane encoded image is refused unread.
@@ -96,8 +97,11 @@ def decode_image(raw: bytes, max_pixels: int, *, budget: PixelBudget | None = No
     is still at least `min_side` (JPEG by DCT scaling, others by an integer box reduction), so a
     6000x6000 photo costs one full-size buffer for a moment, not for the whole request. Images
     already that small decode exactly as before. `draft_side` lets JPEG's DCT scaling go further
-    than the box reduction may (its filter is close to an ideal low-pass; a box is not).
+    than the box reduction may (its filter is close to an ideal low-pass; a box is not). Past the
+    request's deadline it decodes nothing and raises DeadlinePassed: the images left after its
+    deadline are work nobody waits for.
     """
+    check_deadline()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

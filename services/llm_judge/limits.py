@@ -45,6 +45,22 @@ class Usage:
     completion_tokens: int = 0
     cost: float | None = None  # USD, when the upstream reports it (OpenRouter's usage.cost)
 
+    @classmethod
+    def from_reply(cls, raw: object) -> Usage:
+        """A reply's `usage` object, each number checked (a bad one counts as absent)."""
+        if not isinstance(raw, dict):
+            return cls()
+        cost = raw.get("cost")
+        return cls(
+            prompt_tokens=_count(raw.get("prompt_tokens")),
+            completion_tokens=_count(raw.get("completion_tokens")),
+            cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
+        )
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
 
 class Budget:
     """Dollars spent on judge calls, against an optional limit.

@@ -1,4 +1,4 @@
-"""The judge's own Prometheus metrics: upstream calls by status, tokens, cost, cache hits, pre-checks."""
+"""The judge's own Prometheus metrics: upstream calls, tokens, cost, cache hits, late calls, hedges."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class JudgeMetrics:
         self.registry = registry
         self.calls = Counter(
             "llm_judge_upstream_calls",
-            "HTTP calls to the judge API by outcome (HTTP status, 'timeout' or 'transport')",
+            "HTTP calls to the judge API by outcome (HTTP status, 'timeout', 'transport', or "
+            "'cancelled': out when a hedge won or the call was dropped)",
             ["status"], registry=r,
         )
         self.tokens = Counter(
@@ -36,6 +37,18 @@ class JudgeMetrics:
         )
         self.prechecked = Counter(
             "llm_judge_prechecked_items", "Items scored 0.0 by a pre-check, without a call", registry=r
+        )
+        self.late_calls = Counter(
+            "llm_judge_late_calls",
+            "Calls still running when every request waiting for them had passed its deadline, by "
+            "what became of them: 'cached' (an ok answer, kept for a retry), 'failed', 'cancelled' "
+            "(over LLM_JUDGE_KEEP_LATE_CALLS)",
+            ["outcome"], registry=r,
+        )
+        self.hedges = Counter(
+            "llm_judge_hedges",
+            "Hedged calls: 'sent' (a second call after LLM_JUDGE_HEDGE_AFTER_MS), 'won' (it answered "
+            "first)", ["outcome"], registry=r,
         )
         self.budget_spent = Gauge(
             "llm_judge_budget_spent_usd", "USD counted against LLM_JUDGE_BUDGET_USD", registry=r

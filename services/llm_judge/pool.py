@@ -1,4 +1,5 @@
-"""Pooled HTTP clients for the judge: bound to the running event loop, split into small shards.
+"""Pooled HTTP clients for the judge: bound to the running event loop, split into small shards;
+and `hedge`, which races a second call against a slow first one.
 
 httpcore's connection pool scans every connection and every queued request each time a request
 starts or a response closes, so the CPU one call costs grows with the pool's size: with 32-64
@@ -12,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 
 SHARD_SIZE = 8
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,3 +89,30 @@ class ClientPool:
             done = asyncio.run_coroutine_threadsafe(self.aclose(), state.loop)
             with contextlib.suppress(Exception):
                 done.result(timeout=5)
+
+
+async def hedge(first: Callable[[], Awaitable[T]], second: Callable[[], Awaitable[T]],
+                after_s: float) -> tuple[T, int, bool]:
+    """`first()`; if it has no answer after `after_s`, `second()` as well, and the first success wins.
+
+    The other call is cancelled. Returns (result, 0 or 1 for which call gave it, whether the second
+    was started). A failure before `after_s` is raised at once (the call's own retries have run);
+    after it, a failed call leaves the other to finish, and only when both fail is the first
+    failure raised.
+    """
+    tasks = [asyncio.ensure_future(first())]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=after_s)
+        if not done:
+            tasks.append(asyncio.ensure_future(second()))
+        pending, failure = set(tasks), None
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in sorted(done, key=tasks.index):
+                if task.exception() is None:
+                    return task.result(), tasks.index(task), len(tasks) == 2
+                failure = failure or task.exception()
+        raise failure
+    finally:
+        for task in tasks:
+            task.cancel()

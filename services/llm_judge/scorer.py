@@ -6,6 +6,9 @@ which also merges identical calls in flight -> one judge call -> the score read 
 Failure policy:
     - one item's call fails after its retries, or its reply holds no score: that item is null,
       status `error`, with the reason; a call past `item_deadline_s` is null with status `timeout`.
+    - the request's `deadline_ms` passes: the items still waiting for the judge are null, status
+      `timeout`, and the answer leaves at once. Their calls run on in the background (at most
+      LLM_JUDGE_KEEP_LATE_CALLS of them) and their answers are cached: a retry is instant.
     - LLM_JUDGE_BUDGET_USD spent: the remaining items are null, reason `budget_exhausted`.
     - 401/403: the key is refused; /readyz turns 503 and the request fails with NotReadyError,
       until a background re-probe (bounded back-off) finds the key accepted again.
@@ -27,14 +30,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from proto.models import ScoreItem
 from services.common.images import ImageRejected, content_hash, decode_image, image_bytes
 from services.common.metrics import reason_code
-from services.common.scoring import Batch, NotReadyError, Scored, UpstreamError
+from services.common.scoring import Batch, NotReadyError, Scored, UpstreamError, gather_until
 from services.llm_judge.cache import JudgeCache, cache_key
 from services.llm_judge.extract import extract_score, reply_rule, score_schema
 from services.llm_judge.limits import Budget
 from services.llm_judge.metrics import JudgeMetrics
 from services.llm_judge.precheck import precheck
 from services.llm_judge.rubrics import Rubric, builtin_names, load_rubric
-from services.llm_judge.settings import LlmJudgeSettings
+from services.llm_judge.settings import LlmJudgeSettings, is_loopback, safe_url
 from services.llm_judge.upstream import (
     AuthRefusedError,
     BudgetExhaustedError,
@@ -83,7 +86,8 @@ class LlmJudgeScorer:
         self.budget = Budget(settings.budget_usd, settings.price_prompt_per_mtok,
                              settings.price_completion_per_mtok)
         self.client = JudgeClient(settings, self.metrics, self.budget)
-        self.cache = JudgeCache(settings.cache_size)
+        self.cache = JudgeCache(settings.cache_size, settings.late_calls_kept,
+                                lambda outcome: self.metrics.late_calls.labels(outcome).inc())
         self._rubrics: dict[str, Rubric] = {}
 
     # -- lifecycle and facts -------------------------------------------------------------------
@@ -97,6 +101,7 @@ class LlmJudgeScorer:
         self.client.close()
 
     async def aclose(self) -> None:
+        await self.cache.aclose()
         await self.client.aclose()
 
     def register_metrics(self, registry) -> None:
@@ -107,16 +112,21 @@ class LlmJudgeScorer:
 
     def config(self) -> dict:
         s, rubric = self.settings, self._rubric(None)
-        return {
+        config = {
             "base_url": s.safe_base_url, "model": s.model, "rubric": rubric.name,
             "rubric_fingerprint": rubric.fingerprint, "structured": s.structured,
             "send_image": s.send_image, "temperature": s.temperature, "max_tokens": s.max_tokens,
         }
+        if s.hedge_after_ms is not None:  # a second upstream may grade differently
+            config["hedge"] = {"after_ms": s.hedge_after_ms,
+                               "base_url": safe_url(s.hedge_base_url or s.base_url)}
+        return config
 
     def warnings(self) -> list[str]:
         s, out = self.settings, []
-        if s.api_key is not None and s.base_url.startswith("http://") and not s.is_loopback:
-            out.append(f"the API key is sent unencrypted to {s.safe_base_url}; use https")
+        for url in s.upstream_urls:
+            if s.api_key is not None and url.startswith("http://") and not is_loopback(url):
+                out.append(f"the API key is sent unencrypted to {safe_url(url)}; use https")
         if s.budget_usd is not None and self.budget.unpriced_calls:
             out.append(
                 f"{self.budget.unpriced_calls} judge calls reported no usage.cost and "
@@ -144,8 +154,9 @@ class LlmJudgeScorer:
         # runs in a thread: a 32 KB completion must not stall /healthz on the event loop.
         images = await asyncio.to_thread(self._prepare_images, batch) if self.settings.send_image else {}
         plans = await asyncio.to_thread(self._plan_all, batch.items, rubric, images, structured)
-        outcomes = await asyncio.gather(
-            *(self._item(plan, rubric, structured) for plan in plans), return_exceptions=True
+        outcomes = await gather_until(
+            batch.deadline, (self._item(plan, rubric, structured) for plan in plans),
+            return_exceptions=True,
         )
         return self._collect(outcomes)
 

@@ -42,11 +42,24 @@ class LlmJudgeSettings(ServiceSettings):
         max_retries, backoff_s, max_backoff_s, max_retry_after_s: retries on 408/429/500/502/503,
             exponential backoff, Retry-After honoured up to `max_retry_after_s` (beyond it the item fails).
         cache_size: judged items remembered, so duplicates in a GRPO group cost one call.
+        keep_late_calls: calls whose request's `deadline_ms` passed keep running (up to
+            `item_deadline_s`), so their answer, paid for anyway, is cached and a retry of that
+            completion is instant; at most this many at once, the oldest cancelled beyond it.
+            Default: a quarter of `max_upstream_concurrency`; 0 cancels them at the deadline.
         budget_usd: stop calling once this much was spent (`usage.cost`, else the prices below).
         price_prompt_per_mtok, price_completion_per_mtok: USD per million tokens, for upstreams
             that do not report `usage.cost`.
         usage_accounting: ask for `usage.cost` in replies (OpenRouter's `usage: {include: true}`);
             unset means on exactly when the base URL is openrouter.ai.
+
+    Hedging (off by default):
+        hedge_after_ms: a call without an answer after this long is sent once more; the first
+            answer wins and the other call is cancelled. Both count against the rate limit and
+            the budget: a cancelled call whose request was out is charged the winner's cost, as
+            the upstream bills it all the same. Only a call still slow at this point is hedged,
+            so set it above most calls' latency (near its 95th percentile).
+        hedge_base_url: send the second call there (same model name, same key) instead of to
+            `base_url`, e.g. another provider's endpoint or a second local server.
     """
 
     model_config = SettingsConfigDict(env_prefix="LLM_JUDGE_", extra="ignore", populate_by_name=True)
@@ -77,17 +90,22 @@ class LlmJudgeSettings(ServiceSettings):
     reprobe_min_s: float = Field(default=5.0, gt=0)
     reprobe_max_s: float = Field(default=120.0, gt=0)
     cache_size: int = Field(default=8192, ge=0)
+    keep_late_calls: int | None = Field(default=None, ge=0)
     budget_usd: float | None = Field(default=None, gt=0)
     price_prompt_per_mtok: float | None = Field(default=None, ge=0)
     price_completion_per_mtok: float | None = Field(default=None, ge=0)
     usage_accounting: bool | None = None
+    hedge_after_ms: float | None = Field(default=None, gt=0)
+    hedge_base_url: str | None = None
 
-    @field_validator("base_url")
+    @field_validator("base_url", "hedge_base_url")
     @classmethod
-    def _http_url(cls, v: str) -> str:
+    def _http_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         parts = urlsplit(v)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("base_url must be an http(s) URL such as https://openrouter.ai/api/v1")
+            raise ValueError("the judge's URLs must be http(s) URLs such as https://openrouter.ai/api/v1")
         return v.rstrip("/")
 
     @field_validator("api_key")
@@ -100,35 +118,67 @@ class LlmJudgeSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _key_unless_loopback(self) -> LlmJudgeSettings:
-        if self.api_key is None and not self.is_loopback:
-            raise MissingApiKeyError(
-                f"no API key for the judge at {self.safe_base_url}: set LLM_JUDGE_API_KEY "
-                "(or OPENROUTER_API_KEY), or point LLM_JUDGE_BASE_URL at a loopback server"
-            )
+        for url in self.upstream_urls:
+            if self.api_key is None and not is_loopback(url):
+                raise MissingApiKeyError(
+                    f"no API key for the judge at {safe_url(url)}: set LLM_JUDGE_API_KEY "
+                    "(or OPENROUTER_API_KEY), or point the judge's URLs at a loopback server"
+                )
         return self
+
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of every judge call: the key, and OpenRouter's attribution."""
+        headers = {"content-type": "application/json"}
+        if self.api_key is not None:
+            headers["authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        if self.http_referer:
+            headers["http-referer"] = self.http_referer
+        if self.x_title:
+            headers["x-title"] = self.x_title
+        return headers
+
+    @property
+    def upstream_urls(self) -> list[str]:
+        """Where judge calls go: `base_url`, and `hedge_base_url` when set."""
+        return [self.base_url] + ([self.hedge_base_url] if self.hedge_base_url else [])
+
+    @property
+    def late_calls_kept(self) -> int:
+        if self.keep_late_calls is not None:
+            return self.keep_late_calls
+        return self.max_upstream_concurrency // 4
 
     @property
     def is_loopback(self) -> bool:
-        host = urlsplit(self.base_url).hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.base_url)
 
     @property
     def safe_base_url(self) -> str:
         """The base URL without any user:password part, fit for logs and /v1/info."""
-        parts = urlsplit(self.base_url)
-        host = parts.hostname or ""
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port:
-            netloc += f":{parts.port}"
-        return parts._replace(netloc=netloc).geturl()
+        return safe_url(self.base_url)
 
     @property
     def wants_usage_accounting(self) -> bool:
         if self.usage_accounting is not None:
             return self.usage_accounting
         return (urlsplit(self.base_url).hostname or "").endswith("openrouter.ai")
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def safe_url(url: str) -> str:
+    """`url` without any user:password part, fit for logs and /v1/info."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return parts._replace(netloc=netloc).geturl()

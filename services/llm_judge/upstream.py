@@ -1,8 +1,9 @@
-"""The judge's client for an OpenAI-compatible chat-completions API: pooled, limited, retrying.
+"""The judge's client for an OpenAI-compatible chat-completions API: pooled, limited, retrying, hedged.
 
 Pooled clients bound to the running loop (pool.py) with a cap on calls in flight, a
-requests-per-minute window, retries with backoff on 408/429/5xx that honour Retry-After, and a
-spend budget. Every message built from an upstream reply passes through `scrub`, so the key
+requests-per-minute window, retries with backoff on 408/429/5xx that honour Retry-After, a
+spend budget, and optional hedging (a second call for one still unanswered after
+`hedge_after_ms`). Every message built from an upstream reply passes through `scrub`, so the key
 cannot travel back out.
 """
 
@@ -20,7 +21,7 @@ import httpx
 
 from services.llm_judge.limits import Budget, RateLimiter, Usage
 from services.llm_judge.metrics import JudgeMetrics
-from services.llm_judge.pool import ClientPool
+from services.llm_judge.pool import ClientPool, hedge
 from services.llm_judge.reprobe import KeyProber
 from services.llm_judge.settings import LlmJudgeSettings
 
@@ -58,6 +59,14 @@ class JudgeReply:
     usage: Usage
 
 
+@dataclass(eq=False)
+class _Leg:
+    """One copy of a call (two when hedged): where it goes, and whether its request is out."""
+
+    pool: ClientPool
+    out: bool = False  # sent and not answered: if cancelled now, the upstream still bills it
+
+
 class JudgeClient:
     def __init__(self, settings: LlmJudgeSettings, metrics: JudgeMetrics, budget: Budget) -> None:
         self.settings = settings
@@ -67,8 +76,11 @@ class JudgeClient:
         self.prober = KeyProber(self._probe, settings.reprobe_min_s, settings.reprobe_max_s)
         self._key = settings.api_key.get_secret_value() if settings.api_key else None
         self._limiter = RateLimiter(settings.requests_per_minute)
-        self._pool = ClientPool(settings.base_url, _headers(settings, self._key),
+        self._pool = ClientPool(settings.base_url, settings.headers(),
                                 settings.timeout_s, settings.max_upstream_concurrency)
+        self._hedge_pool = self._pool if settings.hedge_base_url is None else ClientPool(
+            settings.hedge_base_url, settings.headers(), settings.timeout_s,
+            settings.max_upstream_concurrency)
 
     @property
     def refused(self) -> str | None:
@@ -104,12 +116,36 @@ class JudgeClient:
         return text.replace(self._key, "[redacted]") if self._key else text
 
     async def complete(self, body: dict) -> JudgeReply:
-        """One chat completion, retried as configured; raises the errors above."""
+        """One chat completion, retried as configured, hedged when set; raises the errors above."""
+        legs = [_Leg(self._pool)]
+        reply: JudgeReply | None = None
+        try:
+            if self.settings.hedge_after_ms is None:
+                reply = await self._complete(body, legs[0])
+            else:
+                legs.append(_Leg(self._hedge_pool))
+                reply, winner, sent = await hedge(
+                    lambda: self._complete(body, legs[0]), lambda: self._complete(body, legs[1]),
+                    self.settings.hedge_after_ms / 1000,
+                )
+                if sent:
+                    self.metrics.hedges.labels("sent").inc()
+                if winner == 1:
+                    self.metrics.hedges.labels("won").inc()
+            return reply
+        finally:
+            for leg in legs:
+                if leg.out:  # cancelled with its request out: a loser, or a call given up on
+                    self.metrics.calls.labels("cancelled").inc()
+                    if reply is not None:
+                        self._account(reply.usage)  # the same prompt; billed as the winner was
+
+    async def _complete(self, body: dict, leg: _Leg) -> JudgeReply:
         s = self.settings
         last = "no attempt made"
         for attempt in range(s.max_retries + 1):
             try:
-                return await self._attempt(body)
+                return await self._attempt(body, leg)
             except _Retryable as exc:
                 last = exc.reason
                 if attempt == s.max_retries:
@@ -131,10 +167,10 @@ class JudgeClient:
         cap = min(s.max_backoff_s, s.backoff_s * 2**attempt)
         return random.uniform(cap / 2, cap)
 
-    async def _attempt(self, body: dict) -> JudgeReply:
+    async def _attempt(self, body: dict, leg: _Leg) -> JudgeReply:
         if self.refused:
             raise AuthRefusedError(self.refused)
-        async with self._pool.slot() as http:
+        async with leg.pool.slot() as http:
             # The window is taken inside the slot so that a start is counted when it happens.
             await self._limiter.acquire()
             if self.budget.exhausted:
@@ -142,16 +178,20 @@ class JudgeClient:
                     f"budget_exhausted: ${self.budget.spent_usd:.4f} spent of "
                     f"LLM_JUDGE_BUDGET_USD={self.budget.limit_usd:g}"
                 )
+            leg.out = True  # stays set only if this task is cancelled while waiting for the answer
             try:
                 resp = await http.post("/chat/completions", json=body)
             except httpx.TimeoutException as exc:
+                leg.out = False
                 self.metrics.calls.labels("timeout").inc()
                 raise _Retryable(
                     f"timeout: no reply within LLM_JUDGE_TIMEOUT_S={self.settings.timeout_s:g}"
                 ) from exc
             except httpx.TransportError as exc:
+                leg.out = False
                 self.metrics.calls.labels("transport").inc()
                 raise _Retryable(f"connection error: {type(exc).__name__}") from exc
+            leg.out = False
         self.metrics.calls.labels(str(resp.status_code)).inc()
         return self._read(resp)
 
@@ -200,7 +240,11 @@ class JudgeClient:
         raise CallFailedError(f"upstream: {label}: {message}")
 
     def _charge(self, raw: object) -> Usage:
-        usage = _usage(raw)
+        usage = Usage.from_reply(raw)
+        self._account(usage)
+        return usage
+
+    def _account(self, usage: Usage) -> None:
         cost = self.budget.charge(usage)
         self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
         self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
@@ -209,7 +253,6 @@ class JudgeClient:
         else:
             self.metrics.cost.inc(max(cost, 0.0))
         self.metrics.budget_spent.set(self.budget.spent_usd)
-        return usage
 
     def _message(self, resp: httpx.Response) -> str:
         try:
@@ -225,36 +268,14 @@ class JudgeClient:
     async def aclose(self) -> None:
         await self.prober.aclose()
         await self._pool.aclose()
+        if self._hedge_pool is not self._pool:
+            await self._hedge_pool.aclose()
 
     def close(self) -> None:
         self.prober.cancel_threadsafe()
         self._pool.close()
-
-
-def _headers(settings: LlmJudgeSettings, key: str | None) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    if key:
-        headers["authorization"] = f"Bearer {key}"
-    if settings.http_referer:
-        headers["http-referer"] = settings.http_referer
-    if settings.x_title:
-        headers["x-title"] = settings.x_title
-    return headers
-
-
-def _usage(raw: object) -> Usage:
-    if not isinstance(raw, dict):
-        return Usage()
-    cost = raw.get("cost")
-    return Usage(
-        prompt_tokens=_int(raw.get("prompt_tokens")),
-        completion_tokens=_int(raw.get("completion_tokens")),
-        cost=float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None,
-    )
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+        if self._hedge_pool is not self._pool:
+            self._hedge_pool.close()
 
 
 def _retry_after(resp: httpx.Response) -> float | None:

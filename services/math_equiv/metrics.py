@@ -1,4 +1,4 @@
-"""Prometheus view of the math worker pool: workers alive, and timeouts, crashes and restarts."""
+"""Prometheus view of the math worker pool: workers alive; timeouts, deadline kills, crashes, restarts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from services.math_equiv.pool import WorkerPool
 
-EVENTS = ("timeouts", "crashes", "restarts", "start_failures")
+EVENTS = ("timeouts", "deadline_kills", "crashes", "restarts", "start_failures")
 
 
 class PoolCollector:
@@ -24,7 +24,9 @@ class PoolCollector:
             value=pool.alive if pool else 0,
         )
         events = CounterMetricFamily(
-            "math_equiv_worker_events", "Worker timeouts (killed), crashes, restarts, failed starts.",
+            "math_equiv_worker_events",
+            "Workers killed at the time limit or at a request's deadline, crashes, restarts, "
+            "failed starts.",
             labels=["event"],
         )
         for name in EVENTS:

@@ -2,7 +2,9 @@
 
 math-verify's own timeouts use SIGALRM, which only works on a process's main thread and cannot
 stop C code, so the limit is enforced from outside: a task that overruns gets its worker killed
-(SIGKILL) and a replacement started in the background. Callers block in `run`, one per worker at
+(SIGKILL) and a replacement started in the background. A request's deadline is enforced the same
+way: a task still running when it passes is killed with its worker, and one still waiting for a
+worker is never sent, so the next request finds every worker free. Callers block in `run`, one per worker at
 a time (the scorer calls it from a thread pool the size of this pool); idle workers wait in a
 thread-safe queue, so concurrent requests share workers correctly.
 """
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 TIMEOUT: Reply = ("timeout", "time limit exceeded")
 CRASHED: Reply = ("error", "worker crashed")
 NO_WORKER: Reply = ("error", "no worker available")
+DEADLINE: Reply = ("deadline", "the request's deadline passed")
 
 
 @dataclass(eq=False)
@@ -45,14 +48,17 @@ class WorkerPool:
         self._memory_mb = memory_mb
         self._ctx = mp.get_context(start_method)
         if start_method == "forkserver":
-            # Import math-verify once in the fork server; forked workers then start in milliseconds.
-            self._ctx.set_forkserver_preload(["services.math_equiv.worker", "math_verify"])
+            # Import and warm math-verify once in the fork server; forked workers then start in
+            # milliseconds, which is what replacing a killed worker costs.
+            self._ctx.set_forkserver_preload(["services.math_equiv.worker", "math_verify",
+                                              "services.math_equiv.warm"])
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._lock = threading.Lock()
         self._live: set[_Worker] = set()
         self._starting = 0
         self._closed = False
-        self.events: Counter[str] = Counter()  # timeouts, crashes, restarts, start_failures
+        # timeouts, deadline_kills, crashes, restarts, start_failures
+        self.events: Counter[str] = Counter()
 
     def start(self) -> None:
         """Start every worker and wait until each has imported math-verify and warmed up."""
@@ -78,18 +84,24 @@ class WorkerPool:
         with self._lock:
             return [w.proc.pid for w in self._live if w.proc.pid is not None]
 
-    def run(self, task: Task) -> Reply:
-        """Run `task` on an idle worker within the time limit; blocks the calling thread."""
+    def run(self, task: Task, deadline: float | None = None) -> Reply:
+        """Run `task` on an idle worker within the time limit and before `deadline` (a
+        `time.monotonic()` instant, or None); blocks the calling thread."""
         self._top_up()
         try:
-            worker = self._idle.get(timeout=self._startup_timeout_s)
+            worker = self._idle.get(timeout=_until(self._startup_timeout_s, deadline))
         except queue.Empty:
-            return NO_WORKER
+            return DEADLINE if _passed(deadline) else NO_WORKER
+        if _passed(deadline):
+            self._idle.put(worker)
+            return DEADLINE
+        limit = _until(self.time_limit_s, deadline)
         try:
             worker.conn.send(task)
-            if not worker.conn.poll(self.time_limit_s):
-                self._replace(worker, "timeouts")
-                return TIMEOUT
+            if not worker.conn.poll(limit):
+                cut_short = limit < self.time_limit_s  # the deadline, not the item's limit, ran out
+                self._replace(worker, "deadline_kills" if cut_short else "timeouts")
+                return DEADLINE if cut_short else TIMEOUT
             reply = worker.conn.recv()
         except (EOFError, OSError):
             self._replace(worker, "crashes")
@@ -167,6 +179,15 @@ class WorkerPool:
             raise RuntimeError(f"unexpected first message from a math worker: {hello!r}")
         log.debug("math worker %s ready in %.2fs", proc.pid, time.monotonic() - started)
         return worker
+
+
+def _until(limit_s: float, deadline: float | None) -> float:
+    """`limit_s`, or less when `deadline` comes sooner."""
+    return limit_s if deadline is None else max(0.0, min(limit_s, deadline - time.monotonic()))
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _kill(worker: _Worker) -> None:

@@ -28,7 +28,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from proto.models import ScoreItem
-from services.common.scoring import Batch, NotReadyError, Scored, score_each
+from services.common.scoring import (
+    DEADLINE_REASON,
+    Batch,
+    NotReadyError,
+    Scored,
+    gather_until,
+    score_each,
+)
 from services.math_equiv.extract import (
     choice_indices,
     chosen_index,
@@ -137,14 +144,15 @@ class MathEquivScorer:
         # Answer extraction reads whole completions: a worker thread, never the event loop.
         tag = batch.params.answer_tag
         plans = await asyncio.to_thread(score_each, batch.items, lambda it: self._plan(it, tag))
-        return list(await asyncio.gather(*(self._score_one(plan) for plan in plans)))
+        # At the deadline the items still out are timeouts; their workers are killed (pool.run).
+        return await gather_until(batch.deadline, (self._score_one(p, batch.deadline) for p in plans))
 
-    async def _score_one(self, plan: Scored | _Job) -> Scored:
+    async def _score_one(self, plan: Scored | _Job, deadline: float | None) -> Scored:
         if isinstance(plan, Scored):
             return plan
         try:
             loop = asyncio.get_running_loop()
-            reply = await loop.run_in_executor(self._threads, self._pool.run, plan.task)
+            reply = await loop.run_in_executor(self._threads, self._pool.run, plan.task, deadline)
             return self._read(reply, plan.finish)
         except Exception as exc:
             log.exception("math_equiv item failed to score")
@@ -186,6 +194,8 @@ class MathEquivScorer:
             return Scored.unscorable(reply[1])
         if status == "timeout":
             return Scored.timeout(f"over the {self.settings.time_limit_s:g}s time limit")
+        if status == "deadline":
+            return Scored.timeout(DEADLINE_REASON)
         return Scored.error(str(reply[1]))
 
 

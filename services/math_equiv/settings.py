@@ -26,7 +26,7 @@ class MathEquivSettings(ServiceSettings):
     Parameters that control the workers:
         time_limit_s (float, default 5.0): hard limit per item, from the moment a worker receives
             it. An item over it is `null` with status `timeout`; its worker is killed (SIGKILL) and
-            replaced.
+            replaced. So is an item still running when its request's `deadline_ms` passes.
         workers (int, default: the CPUs this process may run on): worker processes, each scoring
             one item at a time. More than the CPUs only adds contention.
         start_method ("forkserver" | "spawn", default "forkserver"): how workers start.

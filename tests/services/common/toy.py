@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from pydantic import BaseModel, ConfigDict
@@ -23,9 +24,14 @@ class ToyParams(BaseModel):
     scale: FiniteFloat = 1.0
 
 
+# `hold` items block their scoring thread until a test sets this (or 30 s pass: a hang guard).
+RELEASE = threading.Event()
+
+
 class ToyScorer:
     """`len:<text>` -> len(text) * scale; `sleep:<s>` -> sleeps; `boom` -> an item error;
-    `crash` / `upstream` / `badparam` -> whole-request failures of each kind."""
+    `hold` -> blocks until RELEASE is set; `left` -> milliseconds left before the request's
+    deadline (-1 without one); `crash` / `upstream` / `badparam` -> whole-request failures."""
 
     name = "toy"
     version = "0.0.1"
@@ -52,9 +58,14 @@ class ToyScorer:
             raise UpstreamError("the upstream API is down")
         if "badparam" in commands:
             raise ParamsError("this param combination is unsupported")
-        return score_each(batch.items, lambda it: self._one(it.completion, batch.params.scale))
+        return score_each(batch.items, lambda it: self._one(it.completion, batch.params.scale, batch))
 
-    def _one(self, command: str, scale: float) -> Scored:
+    def _one(self, command: str, scale: float, batch: Batch) -> Scored:
+        if command == "hold":
+            RELEASE.wait(30)
+            return Scored.ok(1.0)
+        if command == "left":
+            return Scored.ok(-1 if batch.deadline is None else (batch.deadline - time.monotonic()) * 1000)
         if command.startswith("sleep:"):
             time.sleep(float(command.split(":", 1)[1]))
             return Scored.ok(1.0)

@@ -2,7 +2,8 @@
 
 Serve `FakeOpenAI().app` with tests.helpers.serve_app and point LLM_JUDGE_BASE_URL at `<url>/v1`.
 Replies come from a script (consumed in order) and then from `default`, a Reply or a function of
-the request body. Every request is recorded with its headers and arrival time.
+the request body. Every request is recorded with its headers and arrival time. A reply with `hold`
+is sent only once the test sets that event: a slow upstream call without a wall-clock wait.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,6 +29,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     echo_auth: bool = False  # put the request's Authorization header into the error message
+    hold: threading.Event | None = None  # answer only once this is set (or HOLD_GUARD_S passed)
 
 
 @dataclass
@@ -63,6 +65,14 @@ def http_error(status: int, message: str = "fake upstream error", *,
 def error_in_200(message: str = "provider returned error", code: int | str | None = 502) -> Reply:
     """OpenRouter's way of failing inside a 200: an `error` object instead of choices."""
     return Reply(body={"error": {"code": code, "message": message}})
+
+
+HOLD_GUARD_S = 60.0  # a held reply that nobody releases ends here, so no server thread hangs
+
+
+def held(reply: Reply, event: threading.Event) -> Reply:
+    """`reply`, sent only once `event` is set."""
+    return replace(reply, hold=event)
 
 
 _COMPLETION = re.compile(r"<<<COMPLETION (\w+)>>>\n(.*)\n<<<END COMPLETION \1>>>", re.DOTALL)
@@ -133,6 +143,8 @@ class FakeOpenAI:
         try:
             if reply.delay_s + self.latency_s:
                 await asyncio.sleep(reply.delay_s + self.latency_s)
+            if reply.hold is not None:
+                await _released(reply.hold)
         finally:
             self.in_flight -= 1
         payload = reply.body
@@ -143,3 +155,12 @@ class FakeOpenAI:
             return Response(payload, status_code=reply.status, headers=reply.headers,
                             media_type="text/plain")
         return JSONResponse(payload, status_code=reply.status, headers=reply.headers)
+
+
+async def _released(event: threading.Event) -> None:
+    # A threading.Event, as the test sets it from its own thread; polled, so the server's loop
+    # keeps answering other requests meanwhile.
+    waited = 0.0
+    while not event.is_set() and waited < HOLD_GUARD_S:
+        await asyncio.sleep(0.005)
+        waited += 0.005

@@ -9,7 +9,8 @@ from proto.models import ItemStatus
 from services.common.scoring import Scored
 from services.llm_judge.cache import JudgeCache
 from services.llm_judge.limits import Budget, RateLimiter, Usage
-from services.llm_judge.pool import ClientPool
+from services.llm_judge.pool import ClientPool, hedge
+from tests.helpers import hang
 
 
 class TestCache:
@@ -58,7 +59,7 @@ class TestCache:
 
         assert all(isinstance(e, RuntimeError) for e in asyncio.run(go()))
 
-    def test_waiter_takes_over_when_owner_is_cancelled(self):
+    def test_call_runs_on_for_the_others_when_its_first_caller_leaves(self):
         cache, calls = JudgeCache(16), []
 
         async def call():
@@ -74,7 +75,7 @@ class TestCache:
             owner.cancel()
             return await waiter
 
-        assert asyncio.run(go()) == (Scored.ok(1.0), "miss") and len(calls) == 2
+        assert asyncio.run(go()) == (Scored.ok(1.0), "inflight") and len(calls) == 1
 
     def test_bounded_lru(self):
         cache = JudgeCache(2)
@@ -88,6 +89,58 @@ class TestCache:
         assert asyncio.run(cache.get_or_call("a", _fail))[1] == "done"
         with pytest.raises(AssertionError):
             asyncio.run(cache.get_or_call("b", _fail))
+
+
+class TestHedge:
+    """hedge(first, second, after_s) with plain coroutines in place of judge calls."""
+
+    @staticmethod
+    def race(first, second, after_s=0.0):
+        return asyncio.run(asyncio.wait_for(hedge(first, second, after_s), 10))
+
+    def test_an_answer_in_time_starts_no_second_call(self):
+        assert self.race(lambda: _value("a"), _fail, after_s=10) == ("a", 0, False)
+
+    def test_a_failure_in_time_is_raised_without_a_second_call(self):
+        with pytest.raises(ValueError):
+            self.race(lambda: _raise(ValueError("early")), _fail, after_s=10)
+
+    def test_the_second_wins_when_the_first_hangs_and_the_first_is_cancelled(self):
+        cancelled = []
+
+        async def go():
+            got = await hedge(lambda: hang(cancelled), lambda: _value("b"), 0.0)
+            await asyncio.sleep(0)
+            return got, list(cancelled)
+
+        assert asyncio.run(go()) == (("b", 1, True), [True])
+
+    def test_after_the_hedge_a_failure_waits_for_the_other_call(self):
+        async def late_failure():
+            await asyncio.sleep(0.01)
+            raise ValueError("first failed")
+
+        async def later_answer():
+            await asyncio.sleep(0.05)
+            return "b"
+
+        assert self.race(late_failure, later_answer) == ("b", 1, True)
+
+    def test_both_failing_raises_the_first_failure(self):
+        async def fails(message, delay):
+            await asyncio.sleep(delay)
+            raise ValueError(message)
+
+        with pytest.raises(ValueError, match="first"):
+            self.race(lambda: fails("first", 0.01), lambda: fails("second", 0.05))
+
+
+async def _value(v):
+    return v
+
+
+async def _raise(exc):
+    raise exc
 
 
 async def _ok():

@@ -45,6 +45,23 @@ class TestSettings:
         assert KEY not in repr(s) and KEY not in str(s.model_dump())
         assert s.safe_base_url == "https://judge.example/v1"
 
+    def test_a_remote_hedge_upstream_needs_the_key_too(self):
+        with pytest.raises(MissingApiKeyError, match=r"judge2\.example"):
+            LlmJudgeSettings(base_url="http://127.0.0.1:1/v1", hedge_base_url="https://judge2.example/v1")
+        assert LlmJudgeSettings(base_url="http://127.0.0.1:1/v1", hedge_base_url="http://localhost:2/v1")
+
+    def test_key_sent_unencrypted_to_a_hedge_upstream_is_warned_about(self):
+        from services.llm_judge.scorer import LlmJudgeScorer
+
+        scorer = LlmJudgeScorer(LlmJudgeSettings(api_key=KEY, hedge_after_ms=500,
+                                                 hedge_base_url="http://judge2.example/v1"))
+        assert any("unencrypted to http://judge2.example/v1" in w for w in scorer.warnings())
+        assert scorer.config()["hedge"] == {"after_ms": 500, "base_url": "http://judge2.example/v1"}
+
+    def test_late_calls_kept_default_to_a_quarter_of_the_concurrency(self):
+        assert LlmJudgeSettings(api_key=KEY, max_upstream_concurrency=32).late_calls_kept == 8
+        assert LlmJudgeSettings(api_key=KEY, keep_late_calls=0).late_calls_kept == 0
+
     def test_usage_accounting_is_on_for_openrouter_only(self):
         assert LlmJudgeSettings(api_key=KEY).wants_usage_accounting
         assert not LlmJudgeSettings(base_url="http://127.0.0.1:1/v1").wants_usage_accounting
