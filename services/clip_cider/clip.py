@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections import OrderedDict
@@ -223,11 +224,15 @@ class ClipEmbedder:
         return int(max(size) if isinstance(size, tuple | list) else size)
 
     def parallel(self, fn: Callable[[T], R], args: Iterable[T]) -> list[R]:
-        """`[fn(a) for a in args]` on the decode threads (inline for one argument)."""
+        """`[fn(a) for a in args]` on the decode threads (inline for one argument).
+
+        Each job runs in a copy of the caller's context, so the request's deadline
+        (services.common.scoring) stops decoding on the pool's threads too."""
         args = list(args)
         if len(args) <= 1 or self._pool is None:
             return [fn(a) for a in args]
-        return list(self._pool.map(fn, args))
+        contexts = [contextvars.copy_context() for _ in args]
+        return list(self._pool.map(lambda ctx, a: ctx.run(fn, a), contexts, args))
 
     def prepare(self, img: Image.Image) -> Any:
         """One decoded RGB image -> what `pixel_batch` takes; thread-safe, runs on the decode threads."""

@@ -210,3 +210,21 @@ def test_a_spent_pixel_budget_refuses_the_later_images_whatever_decodes_first(ti
         results = run(s, grpo_items(order, 1), {i: b64(r) for i, r in raw.items()})
     assert [r.status for r in results] == [ItemStatus.ok] * 2 + [ItemStatus.unscorable] * 2
     assert all("pixel budget" in r.reason for r in results[2:])
+
+
+def test_the_decode_threads_see_the_request_deadline():
+    # The pool's threads run each job in the caller's context: a request past its deadline decodes
+    # nothing there either, instead of finishing work nobody waits for.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from services.clip_cider.clip import ClipEmbedder, ClipSpec
+    from services.common.scoring import DeadlinePassed, check_deadline, deadline_scope
+
+    emb = ClipEmbedder(ClipSpec(model="ViT-B-32", device="cpu"))
+    emb._pool = ThreadPoolExecutor(2)
+    try:
+        assert emb.parallel(lambda x: x * 2, [1, 2, 3]) == [2, 4, 6]
+        with deadline_scope(time.monotonic() - 1), pytest.raises(DeadlinePassed):
+            emb.parallel(lambda _: check_deadline(), [1, 2, 3])
+    finally:
+        emb._pool.shutdown()
