@@ -21,7 +21,7 @@ def wheel(tmp_path_factory):
     src = tmp_path_factory.mktemp("src")
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    for package in ("proto", "services", "trainer"):
+    for package in ("proto", "services", "trainer", "integrations", "rewardstack"):
         shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
@@ -44,7 +44,8 @@ def test_the_wheel_holds_the_example_the_recipes_and_the_license(wheel):
 def test_rewardstack_example_runs_from_the_unpacked_wheel(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import sys, trainer; assert trainer.__file__.startswith(sys.argv[1]), trainer.__file__; "
+    code = ("import sys, trainer, rewardstack, integrations\n"
+            "for m in (trainer, rewardstack, integrations): assert m.__file__.startswith(sys.argv[1]), m.__file__\n"
             "from rewardstack.cli import main; sys.exit(main(['example', '--out', 'scored.jsonl']))")
     proc = subprocess.run([sys.executable, "-c", code, str(site)], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(site)}, timeout=180)
