@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
+from pathlib import Path
 
 import pytest
+from rich.console import Console
+from transformers import TrainerControl, TrainerState
 from trl.trainer.utils import is_async_callable
 
+from trainer.feedback.panel import LivePanel
+from trainer.feedback.plots import read_step_timing, reward_figure
 from trainer.feedback.timing import METRIC, RewardPhaseTimer
 
 
@@ -95,3 +102,32 @@ def test_wrapped_functions_keep_their_names_and_trl_still_sees_which_are_async()
     assert (timed_async.__name__, timed_sync.__name__) == ("answer", "format_")
     assert is_async_callable(timed_async) and not is_async_callable(timed_sync)
     assert timed_async.remote == "kept"
+
+
+def _metrics(tmp_path: Path) -> Path:
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": 1, "reward": 0.5, "step_time": 2.0, METRIC: 40.0},
+            {"step": 2, "reward": 0.6, "step_time": 1.0, METRIC: None},  # every reward failed to log
+            {"step": 3, "reward": 0.7, "step_time": 1.0, METRIC: 20.0},
+            {"step": 4, "reward": 0.8, "step_time": 1.0, METRIC: 30.0}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_the_figure_shows_the_reward_phase_share_of_each_step(tmp_path: Path) -> None:
+    metrics = _metrics(tmp_path)
+    assert read_step_timing(metrics) == [(1, 40.0, 2000.0), (3, 20.0, 1000.0), (4, 30.0, 1000.0)]
+    (share,) = [ax for ax in reward_figure(metrics).axes if ax.get_title().startswith("reward phase")]
+    assert share.get_title() == "reward phase: 2 % of the step (30 ms of 1 s, medians)"
+    assert list(share.get_lines()[0].get_ydata()) == pytest.approx([2.0, 2.0, 3.0])
+
+
+def test_the_live_panel_says_how_much_of_the_step_the_rewards_take() -> None:
+    buffer = io.StringIO()
+    panel = LivePanel(Console(file=buffer, force_terminal=True, width=140, color_system=None))
+    state = TrainerState()
+    state.global_step, state.max_steps = 3, 10
+    panel.on_train_begin(None, state, TrainerControl())
+    panel.on_log(None, state, TrainerControl(), logs={"loss": 0.1, "step_time": 1.25, METRIC: 25.0})
+    panel.on_train_end(None, state, TrainerControl())
+    assert "step 1.25 s   reward phase 25 ms (2 % of the step)" in buffer.getvalue()
