@@ -107,6 +107,7 @@ class StepPhases(TrainerCallback):
         self.rewards, self.order = rewards, order
         self.sync = sync or (lambda: None)  # on a GPU, wait for queued kernels at the boundaries
         self.steps: list[tuple[str, dict[str, float]]] = []
+        self.load: list[float] = []
         self.generation_s = self._t0 = 0.0
 
     def attach(self, trainer) -> None:
@@ -141,6 +142,7 @@ class StepPhases(TrainerCallback):
         gen = self.generation_s * 1000
         self.steps.append((self.rewards.mode, {"generation": gen, "rewards": rewards,
                                                "other": step - gen - rewards, "step": step}))
+        self.load.append(os.getloadavg()[0])  # how busy the machine was: the summary says
 
 
 def build_3b(recipe, small: bool, device: str):
@@ -170,8 +172,8 @@ def recipe_for(args, out: Path):
     return load_recipe(DEMO_RECIPE, overrides)
 
 
-def run_paired(args, recipe, http: dict[str, str]) -> list[tuple[str, dict[str, float]]]:
-    """One trainer, both transports; the per-step phases in the order they ran."""
+def run_paired(args, recipe, http: dict[str, str]):
+    """One trainer, both transports; the per-step phases in the order they ran, and the load."""
     import torch
 
     from trainer.train import build_trainer
@@ -192,10 +194,10 @@ def run_paired(args, recipe, http: dict[str, str]) -> list[tuple[str, dict[str, 
         trainer.train()
     finally:
         rewards.close()
-    return phases.steps
+    return phases.steps, phases.load
 
 
-def summary(args, recipe, steps, services, load: tuple[float, float], wall_s: float) -> list[str]:
+def summary(args, recipe, steps, services, load: list[float], wall_s: float) -> list[str]:
     rounds = rounds_of([(mode, phase) for mode, phase in steps], MODES, args.warmup)
     by_phase = {p: pair_rounds(MODES, [{m: r[m][p] for m in MODES} for r in rounds]) for p in PHASES}
     g = recipe.grpo
@@ -203,16 +205,18 @@ def summary(args, recipe, steps, services, load: tuple[float, float], wall_s: fl
     lines = [f"== GRPO step, {model[args.model]} on {args.device}: {g['per_device_train_batch_size']} "
              f"completions x {g['max_completion_length']} tokens, rewards {', '.join(services)} ==",
              f"{len(rounds)} pairs in one trainer, order A B B A (A = inproc, B = http), {args.warmup} "
-             f"warm-up steps left out; {wall_s:.0f} s; load average {load[0]:.2f} -> {load[1]:.2f} "
-             f"on {os.cpu_count()} CPUs",
+             f"warm-up steps left out; {wall_s:.0f} s; 1-min load average over the steps: median "
+             f"{statistics.median(load):.1f} (min {min(load):.1f}, max {max(load):.1f}) on "
+             f"{os.cpu_count()} CPUs",
              f"{'phase':<11} {'inproc ms':>10} {'http ms':>10}   http - inproc, per pair"]
     for p in PHASES:
         pair = by_phase[p]
         lines.append(f"{p:<11} {statistics.median(pair.base):>10.1f} {statistics.median(pair.other):>10.1f}"
                      f"   {pair.describe(digits=2 if p == 'rewards' else 1)}")
     step = by_phase["step"]
-    lines.append(f"HTTP / in-process step time, from the pairs: {step.ratio:.3f} "
-                 f"(IQR {step.ratio_iqr[0]:.3f} .. {step.ratio_iqr[1]:.3f})")
+    (c1, c3), (q1, q3) = step.ratio_ci(), step.ratio_iqr
+    lines.append(f"HTTP / in-process step time, median of the {step.n} pairs' ratios: {step.ratio:.3f} "
+                 f"(95 % CI {c1:.3f} .. {c3:.3f}; IQR {q1:.3f} .. {q3:.3f})")
     lines.append("reward phase share of the step: " + ", ".join(
         f"{m} {100 * statistics.median(r[m]['rewards'] / r[m]['step'] for r in rounds):.2f} %" for m in MODES))
     return lines
@@ -235,12 +239,11 @@ def main() -> None:
             parser.error("--device cuda: torch sees no CUDA device here; use --device cpu")
     tiny_model_dir()  # built before the services start, so their clock does not run during the build
     chosen, _ = demo_services(load_recipe(DEMO_RECIPE))
-    load_before, started = os.getloadavg()[0], time.monotonic()
+    started = time.monotonic()
     with launch_services(list(chosen)) as http, tempfile.TemporaryDirectory() as tmp:
         recipe = recipe_for(args, Path(tmp))
-        steps = run_paired(args, recipe, http)
-    lines = summary(args, recipe, steps, list(chosen), (load_before, os.getloadavg()[0]),
-                    time.monotonic() - started)
+        steps, load = run_paired(args, recipe, http)
+    lines = summary(args, recipe, steps, list(chosen), load, time.monotonic() - started)
     print("\n".join(lines), flush=True)
     if args.summary is not None:
         with args.summary.open("a", encoding="utf-8") as handle:

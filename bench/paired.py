@@ -32,6 +32,21 @@ def schedule(modes: Sequence[T], pairs: int, warmup: int = 0) -> list[T]:
     return warm + [m for round_ in abba(modes, pairs) for m in round_]
 
 
+def _median_ci(values: Sequence[float], level: float) -> tuple[float, float]:
+    ordered, n = sorted(values), len(values)
+    # The largest k with P(Binomial(n, 1/2) < k) <= (1 - level) / 2: then [x_(k), x_(n+1-k)]
+    # (1-based) holds the median with probability >= level.
+    k, below = 0, 0.0
+    while True:
+        below += math.comb(n, k) / 2**n
+        if below > (1 - level) / 2:
+            break
+        k += 1
+    if k == 0:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
 def _quartiles(values: Sequence[float]) -> tuple[float, float]:
     if len(values) < 2:
         return values[0], values[0]
@@ -72,6 +87,11 @@ class Paired:
     def ratio_iqr(self) -> tuple[float, float]:
         return _quartiles(self.ratios)
 
+    def ratio_ci(self, level: float = 0.95) -> tuple[float, float]:
+        """A distribution-free confidence interval of the median ratio (order statistics of the
+        pairs' ratios, from the binomial); the whole range when there are too few pairs."""
+        return _median_ci(self.ratios, level)
+
     @property
     def diff(self) -> float:
         """Median of the per-pair differences other - base."""
@@ -90,11 +110,11 @@ class Paired:
 
     def describe(self, unit: str = "ms", digits: int = 1) -> str:
         """One line: the pairs' difference with its spread, and the ratio from the pairs."""
-        (q1, q3), (mean, se), (r1, r3) = self.diff_iqr, self.diff_mean_se, self.ratio_iqr
+        (q1, q3), (mean, se), (c1, c3) = self.diff_iqr, self.diff_mean_se, self.ratio_ci()
         f = f"+.{digits}f"
         return (f"paired difference median {self.diff:{f}} {unit} (IQR {q1:{f}} .. {q3:{f}}; "
                 f"mean {mean:{f}} ± {se:.{digits}f} SE), ratio from the pairs {self.ratio:.3f} "
-                f"(IQR {r1:.3f} .. {r3:.3f}), n={self.n} pairs")
+                f"(95 % CI {c1:.3f} .. {c3:.3f}), n={self.n} pairs")
 
 
 def paired(base: Sequence[float], other: Sequence[float]) -> Paired:

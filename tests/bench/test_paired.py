@@ -47,3 +47,9 @@ def test_spread_of_the_paired_difference() -> None:
 def test_unequal_sides_are_refused() -> None:
     with pytest.raises(ValueError, match="as many"):
         paired([1.0], [1.0, 2.0])
+
+
+def test_the_median_ratio_has_a_distribution_free_confidence_interval() -> None:
+    forty = paired([1.0] * 40, [float(i) for i in range(1, 41)])
+    assert forty.ratio_ci() == (14.0, 27.0)  # the 14th and 27th of 40, as binomial tables give
+    assert paired([1.0] * 5, [1.0, 2.0, 3.0, 4.0, 5.0]).ratio_ci() == (1.0, 5.0)  # too few: all of it
