@@ -1,7 +1,7 @@
 """Benchmark: GRPO step time with rewards over HTTP vs through `inproc://`, paired inside ONE trainer.
 
     .venv/bin/python bench/bench_grpo_http.py [--pairs 20] [--warmup 2] [--device cpu|cuda]
-                                              [--model tiny|3b] [--small] [--summary FILE]
+        [--model tiny|3b] [--small] [--threads N] [--summary FILE] [--steps-out FILE.jsonl]
 
 One GRPOTrainer trains the `tiny-cpu` recipe's rewards; before each step a callback picks which
 transport answers it: `http` sends every reward to a uvicorn process on 127.0.0.1 (as the demo
@@ -10,7 +10,10 @@ transport (no socket). The modes take turns A B B A (A = inproc), after `--warmu
 alternate too and are left out. Each step is split into generation (TRL's `_generate`), the
 reward phase (the trainer's `timing/rewards_ms` timer) and everything else; each pair of steps
 gives one difference, and the ratio printed is the median of the per-pair ratios
-(bench/paired.py says why separate runs could not be trusted).
+(bench/paired.py says why separate runs could not be trusted). The CPU time of the trainer,
+the services and their workers per step says whether a transport costs work, whatever share of
+a busy machine the bench got. On a shared CPU use `--threads 1`: a two-thread torch step waits
+for whichever thread the scheduler left out, and came out 13x slower and ±40 % noisy here.
 
 `--model 3b` trains a Qwen2.5-VL at the 3B checkpoint's size instead (36 layers, hidden 2048,
 random bf16 weights built here from a config, LoRA r16, 8 completions of 128 tokens); `--small`
@@ -21,6 +24,7 @@ on a GPU (`--device cuda`, no vLLM).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -32,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
@@ -44,6 +49,7 @@ from trainer.rewards import RewardGuardCallback, RewardSet  # noqa: E402
 
 MODES = ("inproc", "http")  # A, B: the ratio is http / inproc
 PHASES = ("generation", "rewards", "other", "step")
+LABELS = {"rewards": "reward phase", "other": "the rest", "step": "step (wall)"}
 # Qwen2.5-VL-3B-Instruct's geometry (its config.json); the vocabulary stays the tiny BPE's.
 QWEN25_VL_3B = {"text": {"hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
                          "num_attention_heads": 16, "num_key_value_heads": 2,
@@ -100,6 +106,23 @@ class SwitchedRewards:
             s.close()
 
 
+def tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and its descendants: the trainer, the HTTP services
+    and every math_equiv worker. Unlike wall time, it does not depend on the share of the CPUs a
+    busy machine leaves the bench, so it says whether a transport costs work."""
+    import psutil
+
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:  # exited between the listing and the reading
+            continue
+        total += times.user + times.system
+    return total
+
+
 class StepPhases(TrainerCallback):
     """Sets each step's mode from the schedule and records [(mode, {phase: ms})] per step."""
 
@@ -108,7 +131,7 @@ class StepPhases(TrainerCallback):
         self.sync = sync or (lambda: None)  # on a GPU, wait for queued kernels at the boundaries
         self.steps: list[tuple[str, dict[str, float]]] = []
         self.load: list[float] = []
-        self.generation_s = self._t0 = 0.0
+        self.generation_s = self._t0 = self._cpu0 = 0.0
 
     def attach(self, trainer) -> None:
         """Time TRL's generation entry point (1.16: `_generate`, transformers or vLLM alike)."""
@@ -130,6 +153,7 @@ class StepPhases(TrainerCallback):
         self.rewards.mode = self.order[state.global_step]
         self.rewards.timer.last_ms = None
         self.sync()
+        self._cpu0 = tree_cpu_s()
         self.generation_s, self._t0 = 0.0, time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -141,13 +165,13 @@ class StepPhases(TrainerCallback):
                                "every step (steps_per_generation = gradient_accumulation_steps)")
         gen = self.generation_s * 1000
         self.steps.append((self.rewards.mode, {"generation": gen, "rewards": rewards,
-                                               "other": step - gen - rewards, "step": step}))
+                                               "other": step - gen - rewards, "step": step,
+                                               "cpu": (tree_cpu_s() - self._cpu0) * 1000}))
         self.load.append(os.getloadavg()[0])  # how busy the machine was: the summary says
 
 
 def build_3b(recipe, small: bool, device: str):
     """A Qwen2.5-VL at the 3B checkpoint's geometry, random bf16 weights, built on `device`."""
-    import torch
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     from trainer.model.loading import load_processor
@@ -174,8 +198,6 @@ def recipe_for(args, out: Path):
 
 def run_paired(args, recipe, http: dict[str, str]):
     """One trainer, both transports; the per-step phases in the order they ran, and the load."""
-    import torch
-
     from trainer.train import build_trainer
 
     chosen, _ = demo_services(recipe)
@@ -207,16 +229,22 @@ def summary(args, recipe, steps, services, load: list[float], wall_s: float) -> 
              f"{len(rounds)} pairs in one trainer, order A B B A (A = inproc, B = http), {args.warmup} "
              f"warm-up steps left out; {wall_s:.0f} s; 1-min load average over the steps: median "
              f"{statistics.median(load):.1f} (min {min(load):.1f}, max {max(load):.1f}) on "
-             f"{os.cpu_count()} CPUs",
-             f"{'phase':<11} {'inproc ms':>10} {'http ms':>10}   http - inproc, per pair"]
+             f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads",
+             f"{'phase':<14} {'inproc ms':>10} {'http ms':>10}   http - inproc, per pair"]
     for p in PHASES:
         pair = by_phase[p]
-        lines.append(f"{p:<11} {statistics.median(pair.base):>10.1f} {statistics.median(pair.other):>10.1f}"
+        lines.append(f"{LABELS.get(p, p):<14} {statistics.median(pair.base):>10.1f} "
+                     f"{statistics.median(pair.other):>10.1f}"
                      f"   {pair.describe(digits=2 if p == 'rewards' else 1)}")
     step = by_phase["step"]
     (c1, c3), (q1, q3) = step.ratio_ci(), step.ratio_iqr
     lines.append(f"HTTP / in-process step time, median of the {step.n} pairs' ratios: {step.ratio:.3f} "
                  f"(95 % CI {c1:.3f} .. {c3:.3f}; IQR {q1:.3f} .. {q3:.3f})")
+    # CPU time comes in 10 ms clock ticks: a single step's is coarse, the mean over pairs is not.
+    cpu = pair_rounds(MODES, [{m: r[m]["cpu"] for m in MODES} for r in rounds])
+    mean, se = cpu.diff_mean_se
+    lines.append(f"CPU time per step, trainer + services + workers: inproc {statistics.fmean(cpu.base):.1f} ms, "
+                 f"http {statistics.fmean(cpu.other):.1f} ms (means); paired difference {mean:+.1f} ± {se:.1f} ms SE")
     lines.append("reward phase share of the step: " + ", ".join(
         f"{m} {100 * statistics.median(r[m]['rewards'] / r[m]['step'] for r in rounds):.2f} %" for m in MODES))
     return lines
@@ -230,13 +258,15 @@ def main() -> None:
     parser.add_argument("--model", choices=("tiny", "3b"), default="tiny")
     parser.add_argument("--small", action="store_true", help="--model 3b at toy size, for a CPU rehearsal")
     parser.add_argument("--summary", type=Path, help="also append the summary block to this file")
+    parser.add_argument("--steps-out", type=Path, help="write every step's mode and phases here (JSON lines)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads of the trainer (default: torch's). "
+                        "On a busy shared CPU, 1 keeps a step from waiting on a descheduled sibling thread")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            parser.error("--device cuda: torch sees no CUDA device here; use --device cpu")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device here; use --device cpu")
     tiny_model_dir()  # built before the services start, so their clock does not run during the build
     chosen, _ = demo_services(load_recipe(DEMO_RECIPE))
     started = time.monotonic()
@@ -245,6 +275,9 @@ def main() -> None:
         steps, load = run_paired(args, recipe, http)
     lines = summary(args, recipe, steps, list(chosen), load, time.monotonic() - started)
     print("\n".join(lines), flush=True)
+    if args.steps_out is not None:
+        args.steps_out.write_text("".join(json.dumps({"step": i, "mode": mode, **phase}) + "\n"
+                                          for i, (mode, phase) in enumerate(steps)), encoding="utf-8")
     if args.summary is not None:
         with args.summary.open("a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n\n")

@@ -39,7 +39,8 @@ EOF
 run() {  # name, then the bench's arguments
   local name=$1 started=$SECONDS
   shift
-  if ! $PY bench/bench_grpo_http.py --device "$DEVICE" --summary "$SUMMARY" "$@" >"$OUT/$name.log" 2>&1; then
+  if ! $PY bench/bench_grpo_http.py --device "$DEVICE" --summary "$SUMMARY" \
+      --steps-out "$OUT/$name.steps.jsonl" "$@" >"$OUT/$name.log" 2>&1; then
     echo "FAIL $name after $((SECONDS - started)) s; the last lines of $OUT/$name.log:" >>"$SUMMARY"
     tail -n 25 "$OUT/$name.log" >>"$SUMMARY"
     echo >>"$SUMMARY"

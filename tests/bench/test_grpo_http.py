@@ -49,7 +49,7 @@ def test_each_step_is_answered_by_the_mode_the_schedule_names() -> None:
     assert answered == order == ["inproc", "inproc", "http", "http", "inproc"]
     assert [mode for mode, _ in phases.steps] == order
     for _, measured in phases.steps:
-        assert set(measured) == {"generation", "rewards", "other", "step"}
+        assert set(measured) == {"generation", "rewards", "other", "step", "cpu"}
         assert measured["step"] == pytest.approx(measured["generation"] + measured["rewards"] + measured["other"])
 
 
