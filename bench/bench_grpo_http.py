@@ -13,7 +13,8 @@ gives one difference, and the ratio printed is the median of the per-pair ratios
 (bench/paired.py says why separate runs could not be trusted). The CPU time of the trainer,
 the services and their workers per step says whether a transport costs work, whatever share of
 a busy machine the bench got. On a shared CPU use `--threads 1`: a two-thread torch step waits
-for whichever thread the scheduler left out, and came out 13x slower and ±40 % noisy here.
+for whichever thread the scheduler left out, and came out 4 to 13x slower (load 5 to 10 on two
+cores) and ±40 % noisy per step.
 
 `--model 3b` trains a Qwen2.5-VL at the 3B checkpoint's size instead (36 layers, hidden 2048,
 random bf16 weights built here from a config, LoRA r16, 8 completions of 128 tokens); `--small`
