@@ -10,7 +10,9 @@ them. Three ways to score the same n samples with both rewards:
   batch     one n-item /v1/score call to each service, both at once (what rewardstack's trainer sends)
   direct    n concurrent single-item /v1/score calls to each service, no coalescing
 
-The issue's goals: gateway wall time <= 2x batch, and >= 10x faster than direct.
+The issue's goals: gateway wall time <= 2x batch, and >= 10x faster than direct. The paths take
+turns round by round, every other round in reverse order, and each ratio is the median of the
+rounds' own ratios (bench/paired.py).
 
 The gateway and direct paths send their requests with bench/http_load.py over `--connections`
 keep-alive connections per target (httpx's per-request CPU was the bottleneck of the first version
@@ -44,6 +46,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.http_load import encode_post, post_all
+from bench.paired import abba, pair_rounds
 from proto.client import RewardClient
 from tests.helpers import service_process
 from tests.services.gateway import payloads as p
@@ -139,10 +142,10 @@ def _run(args, urls, procs) -> tuple[dict, dict, dict]:
              "direct": lambda: direct(fmt, ans, args.n, args.connections)}
     runs: dict[str, list[tuple[float, list[float]]]] = {k: [] for k in paths}
     cpu = {k: dict.fromkeys(procs, 0.0) for k in paths}
-    for _ in range(args.rounds):
-        for name, path in paths.items():
+    for order in abba(tuple(paths), args.rounds):  # every other round reversed: drift falls on all
+        for name in order:
             before = _cpu(procs)
-            runs[name].append(asyncio.run(path()))
+            runs[name].append(asyncio.run(paths[name]()))
             for k, v in _cpu(procs).items():  # warm-up requests included: a few ms at most
                 cpu[name][k] += (v - before[k]) / args.rounds
     walls = {k: statistics.median(w for w, _ in v) for k, v in runs.items()}
@@ -161,8 +164,12 @@ def _report(args, runs, walls, cpu, coalesced) -> None:
     for service, (calls, items) in coalesced.items():
         print(f"gateway -> {service}: {calls:.0f} batched calls for {items:.0f} items "
               f"(mean {items / calls:.1f} per call, warm-up included)")
-    print(f"gateway / batch wall  = {walls['gateway'] / walls['batch']:.2f}  (goal <= 2)")
-    print(f"direct / gateway wall = {walls['direct'] / walls['gateway']:.1f}  (goal >= 10)")
+    per_round = [{k: v[r][0] for k, v in runs.items()} for r in range(args.rounds)]
+    for (base, other), goal in ((("batch", "gateway"), "goal <= 2"), (("gateway", "direct"), "goal >= 10")):
+        pair = pair_rounds((base, other), per_round)
+        low, high = pair.ratio_iqr
+        print(f"{other} / {base} wall, median of the rounds' own ratios = {pair.ratio:.2f} "
+              f"(IQR {low:.2f} .. {high:.2f}, {pair.n} rounds; {goal})")
 
 
 def main() -> None:

@@ -9,6 +9,9 @@ scorer's `score` on one batch of the same pairs wrapped in <answer> tags, so it 
 answer extraction, pickling and pipes. The pairs are distinct (math-verify's small parse caches
 never hit) and mix fractions, radicals, polynomials, sets, intervals, separators and degrees,
 about half of them equivalent. Both sides must agree on every reward; the run says if not.
+Each round draws fresh pairs and runs both paths on them, every other round in reverse order
+(loop, pool, then pool, loop), and the speed-up is also given as the median of the rounds' own
+ratios, so load that changes between rounds falls on both paths (bench/paired.py).
 The table also gives the CPU seconds each path burned (the loop's process time; the pool's
 workers' from /proc plus the service process's) and the cores it got (CPU s / wall s): on a
 shared machine the wall-clock ratio is bounded by the cores the scheduler hands out, and the
@@ -32,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.paired import abba, pair_rounds  # noqa: E402
 from proto.models import ScoreItem  # noqa: E402
 from services.common.scoring import Batch  # noqa: E402
 from services.math_equiv.scorer import MathEquivParams, MathEquivScorer  # noqa: E402
@@ -93,7 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=1000)
     parser.add_argument("--workers", type=int, default=cpu_count())
-    parser.add_argument("--rounds", type=int, default=1, help="fresh pairs each round")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="fresh pairs each round; loop and pool take turns A B B A")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("math_verify").setLevel(logging.ERROR)
@@ -104,20 +109,27 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     wall = {"loop": 0.0, "pool": 0.0}
     cpu = {"loop": 0.0, "pool": 0.0}
+    rounds: list[dict[str, float]] = []
     disagreements = 0
+    paths = {"loop": run_loop, "pool": lambda p: run_pool(scorer, p)}
     try:
-        for r in range(args.rounds):
+        for r, order in enumerate(abba(tuple(paths), args.rounds)):
             rng = random.Random(r)
             pairs = [pair(i + r * args.pairs, rng) for i in range(args.pairs)]
-            loop_rewards, wall_s, cpu_s = run_loop(pairs)
-            wall["loop"], cpu["loop"] = wall["loop"] + wall_s, cpu["loop"] + cpu_s
-            pool_rewards, wall_s, cpu_s = run_pool(scorer, pairs)
-            wall["pool"], cpu["pool"] = wall["pool"] + wall_s, cpu["pool"] + cpu_s
-            disagreements += sum(x != y for x, y in zip(loop_rewards, pool_rewards, strict=True))
+            rewards, rounds_wall = {}, {}
+            for path in order:
+                rewards[path], rounds_wall[path], cpu_s = paths[path](pairs)
+                wall[path], cpu[path] = wall[path] + rounds_wall[path], cpu[path] + cpu_s
+            rounds.append(rounds_wall)
+            disagreements += sum(x != y for x, y in zip(rewards["loop"], rewards["pool"], strict=True))
     finally:
         scorer.close()
     n = args.pairs * args.rounds
     report(n, args.workers, wall, cpu, disagreements, load_before, os.getloadavg()[0])
+    speedup = pair_rounds(("pool", "loop"), rounds)  # loop time / pool time, per round
+    low, high = speedup.ratio_iqr
+    Console(width=120).print(f"pool speed-up over the loop, median of the {speedup.n} rounds' own ratios: "
+                             f"{speedup.ratio:.2f}x (IQR {low:.2f} .. {high:.2f})")
 
 
 def report(n, workers, wall, cpu, disagreements, load_before, load_after) -> None:

@@ -4,7 +4,9 @@
 
 HTTP runs against `uvicorn services.vqa_accuracy.main:app` in its own process on 127.0.0.1, so the
 server does not share the client's interpreter lock. All paths score the same golden-derived items,
-side by side in one run; the table reports items/s and the ratio to the scorer called directly.
+side by side in one run, the paths taking turns batch by batch (direct, inproc, http, then the
+reverse); the table reports each path's median items/s and the ratio to the scorer called
+directly, as the median of the per-round ratios (bench/paired.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -23,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.paired import abba, pair_rounds  # noqa: E402
 from proto.client import RewardClient  # noqa: E402
 from proto.models import ScoreItem  # noqa: E402
 from services.common.scoring import Batch  # noqa: E402
@@ -32,6 +36,7 @@ from tests.helpers import service_process  # noqa: E402
 
 GOLDEN = ROOT / "tests" / "data" / "golden" / "vqa_accuracy.jsonl"
 MODES = ("vqa", "anls", "exact", "partial", "fuzzy")
+PATHS = ("direct", "inproc", "http")
 
 
 def make_items(n: int) -> list[ScoreItem]:
@@ -43,36 +48,44 @@ def make_items(n: int) -> list[ScoreItem]:
     ]
 
 
-def direct_rate(items: list[ScoreItem], mode: str, rounds: int) -> float:
+def _direct(items: list[ScoreItem], mode: str):
     scorer = VqaAccuracyScorer(VqaAccuracySettings())
     scorer.load()
     batch = Batch(items=items, images={}, params=VqaAccuracyParams(mode=mode))
-    scorer.score(batch)
-    started = time.perf_counter()
-    for _ in range(rounds):
+    scorer.score(batch)  # warm-up outside the clock
+
+    async def score() -> None:
         scorer.score(batch)
-    return rounds * len(items) / (time.perf_counter() - started)
 
-
-async def client_rate(client: RewardClient, items: list[ScoreItem], mode: str, rounds: int) -> float:
-    await client.score(items, params={"mode": mode})  # warm: info, connection
-    started = time.perf_counter()
-    for _ in range(rounds):
-        await client.score(items, params={"mode": mode})
-    return rounds * len(items) / (time.perf_counter() - started)
+    return score
 
 
 async def measure(url: str, items: list[ScoreItem], rounds: int) -> list[tuple[str, ...]]:
+    """Per mode, `rounds` rounds in which each path scores the batch once, in A B C / C B A order."""
     rows = []
     # One client per transport for the whole run: the in-process app's lifespan runs once.
     async with RewardClient("inproc://vqa_accuracy", deadline_s=120) as inproc, \
             RewardClient(url, deadline_s=120) as http:
         for mode in MODES:
-            direct = direct_rate(items, mode, rounds)
-            via_asgi = await client_rate(inproc, items, mode, rounds)
-            via_http = await client_rate(http, items, mode, rounds)
-            rows.append((mode, f"{direct:,.0f}", f"{via_asgi:,.0f}", f"{via_http:,.0f}",
-                         f"{via_http / direct:.2f}"))
+            paths = {"direct": _direct(items, mode),
+                     "inproc": lambda c=inproc, m=mode: c.score(items, params={"mode": m}),
+                     "http": lambda c=http, m=mode: c.score(items, params={"mode": m})}
+            await paths["inproc"]()  # warm: info, connection
+            await paths["http"]()
+            times = []
+            for order in abba(PATHS, rounds):
+                measured = {}
+                for path in order:
+                    started = time.perf_counter()
+                    await paths[path]()
+                    measured[path] = time.perf_counter() - started
+                times.append(measured)
+            rate = {p: len(items) / statistics.median(r[p] for r in times) for p in PATHS}
+            # items/s ratio HTTP / in-process = in-process time / HTTP time, per round
+            pair = pair_rounds(("http", "direct"), times)
+            low, high = pair.ratio_iqr
+            rows.append((mode, *(f"{rate[p]:,.0f}" for p in PATHS),
+                         f"{pair.ratio:.2f} (IQR {low:.2f} .. {high:.2f})"))
     return rows
 
 
@@ -85,7 +98,7 @@ def main() -> None:
     items = make_items(args.batch)
 
     table = Table(title=f"vqa_accuracy items/s, batch {args.batch}, {args.rounds} rounds")
-    for col in ("mode", "in-process", "inproc://", "HTTP", "HTTP / in-process"):
+    for col in ("mode", "in-process", "inproc://", "HTTP", "HTTP / in-process items/s, paired"):
         table.add_column(col, justify="right")
     with service_process("services.vqa_accuracy.main:app") as (url, _proc):
         for row in asyncio.run(measure(url, items, args.rounds)):

@@ -29,6 +29,7 @@ from transformers import TrainerCallback
 from integrations.trl import RemoteReward, reward_function
 from proto.client import RewardRequestError, RewardServiceError
 from proto.rewards import RewardEntry, failure_cause
+from trainer.feedback.timing import RewardPhaseTimer
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,16 @@ def make_reward_function(endpoint: RewardEndpoint) -> Callable[..., Any]:
 
 
 class RewardSet:
-    """All rewards of a recipe: TRL's reward functions and weights, the guard, and cleanup."""
+    """All rewards of a recipe: TRL's reward functions and weights, the guard, and cleanup.
+
+    The functions are timed together: `timer` measures each step's reward phase and logs it
+    as `timing/rewards_ms`.
+    """
 
     def __init__(self, entries: Sequence[RewardEntry]):
         self.endpoints = [RewardEndpoint(e) for e in entries]
-        self.functions = [make_reward_function(ep) for ep in self.endpoints]
+        self.timer = RewardPhaseTimer()
+        self.functions = self.timer.wrap([make_reward_function(ep) for ep in self.endpoints])
         self.weights = [e.weight for e in entries]
 
     def callback(self) -> RewardGuardCallback:

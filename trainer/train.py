@@ -53,8 +53,12 @@ def resolve_resume(resume: bool | str | Path, output_dir: Path) -> str | None:
     return str(path)
 
 
-def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dataset=None):
-    """The GRPOTrainer a recipe describes, with the reward guard and feedback callbacks."""
+def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dataset=None, model=None):
+    """The GRPOTrainer a recipe describes, with the reward guard and feedback callbacks.
+
+    `model` replaces the recipe's model: a benchmark's random-weight model at a real checkpoint's
+    size is built in memory, not written to disk and read back.
+    """
     import torch
     from trl import GRPOConfig, GRPOTrainer
 
@@ -77,7 +81,8 @@ def build_trainer(recipe: Recipe, rewards, *, callbacks: Sequence[Any] = (), dat
     # them registers the DeepSpeed config, and only then does from_pretrained shard the weights as it
     # loads them (zero3_init_flag) instead of materialising the whole model in every process.
     args = GRPOConfig(**kwargs)
-    model = load_model(recipe.model)
+    if model is None:
+        model = load_model(recipe.model)
     processor = load_processor(recipe.model, options=recipe.processor)
     args.chat_template_kwargs = trl_chat_template_kwargs(processor, args.chat_template_kwargs)
     feedback = feedback_callbacks(recipe.output.dir)

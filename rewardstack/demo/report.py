@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trainer.feedback.plots import read_reward_series
+from trainer.feedback.plots import read_reward_series, step_share_title
 
 # Steps averaged at each end of the run (fewer when the run is shorter than 2k steps).
 EDGE_STEPS = 10
@@ -118,6 +118,7 @@ def write_report(
     skipped: dict[str, str],
     facts: dict[str, str],
     comparison: EvalComparison | None = None,
+    timing: Sequence[tuple[float, float, float]] = (),
 ) -> Path:
     """A short Markdown report that says plainly what moved, what did not, and what the policy writes."""
     k = max((t.k for t in trends), default=EDGE_STEPS)
@@ -134,6 +135,8 @@ def write_report(
     for t in trends:
         lines.append(f"| {t.name} | {_f(t.first)} | {_f(t.last)} | {_f(t.change, signed=True)} | "
                      f"{_f(t.threshold)} | {t.verdict} |")
+    if timing:
+        lines += ["", "## Where the step time goes", "", _timing_words(timing)]
     if comparison is not None:
         lines += ["", *_comparison(comparison)]
     lines += ["", "## In plain words", "", *_plain(trends, comparison), "",
@@ -141,6 +144,15 @@ def write_report(
               "`adapter/` (LoRA adapter + processor + resolved recipe).", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _timing_words(timing: Sequence[tuple[float, float, float]]) -> str:
+    """From [(step, reward phase ms, step ms)]: do the rewards hold the step, or the rest?"""
+    share = statistics.median(100 * r / t for _, r, t in timing)
+    verdict = ("the rewards hold the step: faster or more reward services shorten every step"
+               if share >= 50 else "the step waits on generation and the policy update, not on the rewards")
+    title = step_share_title(timing)
+    return f"{title[0].upper()}{title[1:]}: {verdict}."
 
 
 def _comparison(c: EvalComparison) -> list[str]:

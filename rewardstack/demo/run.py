@@ -81,6 +81,7 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
     from rewardstack.demo.model import demo_model_dir
     from rewardstack.demo.report import reward_trends, write_report
     from rewardstack.serve.launch import launch_services
+    from trainer.feedback.plots import read_step_timing
     from trainer.train import run_training
 
     if steps < 1:
@@ -122,6 +123,7 @@ def run_demo(output_dir: str | Path = "outputs/demo", steps: int = DEFAULT_STEPS
                         f"seed {base.grpo.get('seed')} (`rewardstack demo --seed N`)",
         },
         comparison=comparison,
+        timing=read_step_timing(out / "metrics.jsonl"),
     )
     log.info("demo: report in %s", out / "report.md")
     return out

@@ -54,6 +54,9 @@ def test_per_reward_metrics_are_logged_each_step(run):
         assert 0.0 <= m["rewards/answer/mean"] <= 1.0
         assert m["rewards/format/failed"] == 0.0 and m["rewards/answer/failed"] == 0.0
         assert m["rewards/answer/latency_ms"] > 0
+        # the reward phase spans both concurrent calls, so it is at least as long as either
+        assert m["timing/rewards_ms"] >= max(m["rewards/answer/latency_ms"], m["rewards/format/latency_ms"])
+        assert m["step_time"] * 1000 > m["timing/rewards_ms"]
         # TRL's total is the weighted sum of the per-reward means (weights 1 and 2 here)
         assert m["reward"] == pytest.approx(m["rewards/format/mean"] + 2 * m["rewards/answer/mean"], abs=1e-5)
 

@@ -17,6 +17,8 @@ from rich.table import Table
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+from trainer.feedback.timing import METRIC as REWARD_PHASE
+
 _REWARD_STAT = re.compile(r"^rewards/(?P<name>[^/]+)/(?P<stat>.+)$")
 REPLACEMENT = "\ufffd"
 _HEADLINE = ("loss", "reward", "reward_std", "learning_rate", "grad_norm", "kl")
@@ -169,7 +171,8 @@ class LivePanel(TrainerCallback):
         title = f"GRPO  step {step}/{max_steps or '?'}"
         if epoch is not None:
             title += f"  epoch {epoch:.2f}"
-        return Panel(Group(self._bar(), self._headline(), self._reward_table(), self._completions()),
+        return Panel(Group(self._bar(), self._headline(), self._step_time(), self._reward_table(),
+                           self._completions()),
                      title=title, border_style="cyan")
 
     def _bar(self) -> Table:
@@ -191,6 +194,14 @@ class LivePanel(TrainerCallback):
             table.add_column(justify="right")
         table.add_row(*(f"[bold]{k}[/] {format_value(v)}" for k, v in shown))
         return table
+
+    def _step_time(self) -> str:
+        """Whether the rewards or the rest (generation, update) hold the step, at a glance."""
+        step_s, rewards_ms = self._latest.get("step_time"), self._latest.get(REWARD_PHASE)
+        if not isinstance(step_s, int | float) or not isinstance(rewards_ms, int | float) or step_s <= 0:
+            return ""
+        return (f"[bold]step[/] {step_s:.3g} s   [bold]reward phase[/] {rewards_ms:.3g} ms "
+                f"({100 * rewards_ms / (step_s * 1000):.3g} % of the step)")
 
     def _reward_table(self) -> Table:
         stats: dict[str, dict[str, Any]] = {}

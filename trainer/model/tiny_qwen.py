@@ -49,11 +49,12 @@ def build_tiny_vlm(out_dir: str | Path, seed: int = 0) -> Path:
     return out
 
 
-def build_config(tokenizer):
+def build_config(tokenizer, text: dict | None = None, vision: dict | None = None, **top):
+    """The tiny geometry; `text`, `vision` and `top` override it (a benchmark builds a real size)."""
     from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
-    text = {
+    text_config = {
         "vocab_size": len(tokenizer),
         "hidden_size": 64,
         "intermediate_size": 128,
@@ -67,7 +68,7 @@ def build_config(tokenizer):
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
     }
-    vision = {
+    vision_config = {
         "depth": 2,
         "hidden_size": 32,
         "intermediate_size": 64,
@@ -80,13 +81,13 @@ def build_config(tokenizer):
         "fullatt_block_indexes": [1],
     }
     return Qwen2_5_VLConfig(
-        text_config=text,
-        vision_config=vision,
+        text_config={**text_config, **(text or {})},
+        vision_config={**vision_config, **(vision or {})},
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        **{"tie_word_embeddings": False, **top},
     )
 
 

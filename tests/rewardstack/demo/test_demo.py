@@ -83,6 +83,17 @@ class TestReport:
         assert "2 distinct strings for 2 held-out prompts" in report
         assert "ollapsed" not in report.split("| trained |")[1].split("\n")[0]
 
+    def test_the_report_says_whether_the_rewards_hold_the_step(self, tmp_path):
+        def report(timing):
+            return write_report(tmp_path / "report.md", trends=[], services={}, skipped={}, facts={},
+                                timing=timing).read_text()
+
+        cheap = report([(1, 30.0, 1000.0), (2, 20.0, 1000.0), (3, 25.0, 1000.0)])
+        assert ("Reward phase: 2.5 % of the step (25 ms of 1 s, medians): the step waits on "
+                "generation and the policy update, not on the rewards.") in cheap
+        assert "the rewards hold the step" in report([(1, 900.0, 1000.0)])
+        assert "Where the step time goes" not in report([])
+
 
 class TestSteps:
     def test_zero_steps_is_refused_before_anything_runs(self, tmp_path):
@@ -111,6 +122,7 @@ def test_the_demo_learns_the_format_and_the_answers_and_the_report_says_what_the
         assert statistics.fmean(series[-10:]) > statistics.fmean(series[:10]), reward
     report = (out / "report.md").read_text()
     assert "http://127.0.0.1:" in report  # the rewards went over real HTTP
+    assert "% of the step" in report.split("## Where the step time goes")[1]
     for reward in ("format", "answer"):
         assert "improved" in report.split(f"| {reward} |")[1].split("\n")[0], reward
     # The distinct count and the collapse verdict agree with the completions the table shows.
