@@ -253,7 +253,7 @@ def main() -> None:
         print("\n".join(decode_table(args, scorers, supply, goals)), "\n", flush=True)
     print("\n".join(goal_lines(goals)), flush=True)
     if "dedup" in tables or "cider" in tables:
-        from bench.clip_cider_tables import cider_table, dedup_table
+        from bench.support.clip_cider_tables import cider_table, dedup_table
 
         if "dedup" in tables:
             dedup_table(scorers[next(iter(scorers))], args, supply, ROWS)

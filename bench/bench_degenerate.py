@@ -9,7 +9,7 @@ unclosed tags, nested tags, one-character floods, mixed scripts, 32 KB texts und
 completion cap and 64 KB ones over it. Every round sends texts not seen before (a round number
 is prepended), so no cache can answer. Normal and degenerate batches take turns, every other
 round in reverse order (A B B A), and "x normal" is the median of the rounds' own ratios
-(bench/paired.py). A separate process polls /healthz every 20 ms throughout; each probe counts
+(bench/support/paired.py). A separate process polls /healthz every 20 ms throughout; each probe counts
 for the kind of batch in flight when it started. Goal (issue 10): degenerate p50 at most 3x
 normal, /healthz p99 under 100 ms.
 """
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
-from bench.paired import abba, pair_rounds  # noqa: E402
+from bench.support.paired import abba, pair_rounds  # noqa: E402
 from proto.client import RewardClient  # noqa: E402
 from tests.helpers import serve_app, service_process  # noqa: E402
 from tests.services import degenerate as corpus  # noqa: E402

@@ -12,9 +12,9 @@ them. Three ways to score the same n samples with both rewards:
 
 The issue's goals: gateway wall time <= 2x batch, and >= 10x faster than direct. The paths take
 turns round by round, every other round in reverse order, and each ratio is the median of the
-rounds' own ratios (bench/paired.py).
+rounds' own ratios (bench/support/paired.py).
 
-The gateway and direct paths send their requests with bench/http_load.py over `--connections`
+The gateway and direct paths send their requests with bench/support/http_load.py over `--connections`
 keep-alive connections per target (httpx's per-request CPU was the bottleneck of the first version
 of this bench, on the same cores as the servers). Each row also reports the CPU seconds each
 process spent on that path, so a wall time can be read as whose work it is.
@@ -45,8 +45,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.http_load import encode_post, post_all
-from bench.paired import abba, pair_rounds
+from bench.support.http_load import encode_post, post_all
+from bench.support.paired import abba, pair_rounds
 from proto.client import RewardClient
 from tests.helpers import service_process
 from tests.services.gateway import payloads as p

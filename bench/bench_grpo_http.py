@@ -10,7 +10,7 @@ transport (no socket). The modes take turns A B B A (A = inproc), after `--warmu
 alternate too and are left out. Each step is split into generation (TRL's `_generate`), the
 reward phase (the trainer's `timing/rewards_ms` timer) and everything else; each pair of steps
 gives one difference, and the ratio printed is the median of the per-pair ratios
-(bench/paired.py says why separate runs could not be trusted). The CPU time of the trainer,
+(bench/support/paired.py says why separate runs could not be trusted). The CPU time of the trainer,
 the services and their workers per step says whether a transport costs work, whatever share of
 a busy machine the bench got. On a shared CPU use `--threads 1`: a two-thread torch step waits
 for whichever thread the scheduler left out, and came out 4 to 13x slower (load 5 to 10 on two
@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 
-from bench.paired import pair_rounds, rounds_of, schedule  # noqa: E402
+from bench.support.paired import pair_rounds, rounds_of, schedule  # noqa: E402
 from rewardstack.demo.run import DEMO_RECIPE, demo_services  # noqa: E402
 from rewardstack.serve.launch import launch_services  # noqa: E402
 from trainer.model.tiny import tiny_model_dir  # noqa: E402

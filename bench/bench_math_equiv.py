@@ -11,7 +11,7 @@ never hit) and mix fractions, radicals, polynomials, sets, intervals, separators
 about half of them equivalent. Both sides must agree on every reward; the run says if not.
 Each round draws fresh pairs and runs both paths on them, every other round in reverse order
 (loop, pool, then pool, loop), and the speed-up is also given as the median of the rounds' own
-ratios, so load that changes between rounds falls on both paths (bench/paired.py).
+ratios, so load that changes between rounds falls on both paths (bench/support/paired.py).
 The table also gives the CPU seconds each path burned (the loop's process time; the pool's
 workers' from /proc plus the service process's) and the cores it got (CPU s / wall s): on a
 shared machine the wall-clock ratio is bounded by the cores the scheduler hands out, and the
@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.paired import abba, pair_rounds  # noqa: E402
+from bench.support.paired import abba, pair_rounds  # noqa: E402
 from proto.models import ScoreItem  # noqa: E402
 from services.common.scoring import Batch  # noqa: E402
 from services.math_equiv.scorer import MathEquivParams, MathEquivScorer  # noqa: E402

@@ -4,7 +4,7 @@
 
 The issue's target: at batch 256, HTTP takes at most 2x the in-process time. Both clients stay
 open for the whole run and take turns call by call (A B B A); the ratio is the median of the
-per-pair ratios (bench/paired.py).
+per-pair ratios (bench/support/paired.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.paired import abba, pair_rounds
+from bench.support.paired import abba, pair_rounds
 from proto.client import RewardClient
 from tests.helpers import service_process
 

@@ -6,7 +6,7 @@ HTTP runs against `uvicorn services.vqa_accuracy.main:app` in its own process on
 server does not share the client's interpreter lock. All paths score the same golden-derived items,
 side by side in one run, the paths taking turns batch by batch (direct, inproc, http, then the
 reverse); the table reports each path's median items/s and the ratio to the scorer called
-directly, as the median of the per-round ratios (bench/paired.py).
+directly, as the median of the per-round ratios (bench/support/paired.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from bench.paired import abba, pair_rounds  # noqa: E402
+from bench.support.paired import abba, pair_rounds  # noqa: E402
 from proto.client import RewardClient  # noqa: E402
 from proto.models import ScoreItem  # noqa: E402
 from services.common.scoring import Batch  # noqa: E402

@@ -8,7 +8,7 @@ import pytest
 from transformers import TrainerControl, TrainerState
 
 from bench.bench_grpo_http import MODES, QWEN25_VL_3B, StepPhases, SwitchedRewards
-from bench.paired import schedule
+from bench.support.paired import schedule
 from trainer.feedback.timing import RewardPhaseTimer
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.paired import abba, pair_rounds, paired, rounds_of, schedule
+from bench.support.paired import abba, pair_rounds, paired, rounds_of, schedule
 
 
 def test_modes_take_turns_a_b_b_a() -> None:
