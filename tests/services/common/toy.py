@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from pydantic import BaseModel, ConfigDict
@@ -24,7 +25,8 @@ class ToyParams(BaseModel):
 
 
 class ToyScorer:
-    """`len:<text>` -> len(text) * scale; `sleep:<s>` -> sleeps; `boom` -> an item error;
+    """`len:<text>` -> len(text) * scale; `sleep:<s>` -> sleeps; `hold` -> sets `holding` and waits
+    for `release` (a test then knows scoring is under way); `boom` -> an item error;
     `crash` / `upstream` / `badparam` -> whole-request failures of each kind."""
 
     name = "toy"
@@ -34,6 +36,7 @@ class ToyScorer:
 
     def __init__(self):
         self.loaded = False
+        self.holding, self.release = threading.Event(), threading.Event()
 
     def load(self):
         self.loaded = True
@@ -58,6 +61,10 @@ class ToyScorer:
         if command.startswith("sleep:"):
             time.sleep(float(command.split(":", 1)[1]))
             return Scored.ok(1.0)
+        if command == "hold":
+            self.holding.set()
+            # A hang guard, not a pace: the test sets `release` as soon as it has looked.
+            return Scored.ok(float(self.release.wait(60)))
         if command == "boom":
             raise ValueError("item-level bug")
         if command == "unscorable":

@@ -1,6 +1,5 @@
 """regex_format: every mode and the edge cases the issue names, through the scorer."""
 
-import time
 
 import pytest
 
@@ -8,6 +7,7 @@ from proto.models import ScoreItem
 from services.common.scoring import Batch, ParamsError
 from services.regex_format.scorer import RegexFormatParams, RegexFormatScorer
 from services.regex_format.settings import RegexFormatSettings
+from tests.helpers import finishes
 
 
 def score(completion: str, **params):
@@ -113,11 +113,10 @@ class TestPattern:
         with pytest.raises(ParamsError, match="not supported by RE2"):
             score("x", mode="pattern", pattern=pattern)
 
-    def test_catastrophic_backtracking_pattern_answers_fast(self):
-        started = time.perf_counter()
-        res = score("x" * 10_000, mode="pattern", pattern=r"(x+x+)+y")
+    def test_catastrophic_backtracking_pattern_answers(self):
+        # Backtracking would take longer than the universe has left; RE2 takes microseconds.
+        res = finishes(lambda: score("x" * 10_000, mode="pattern", pattern=r"(x+x+)+y"))
         assert res.reward == 0.0
-        assert time.perf_counter() - started < 1.0
 
     def test_overlong_pattern_refused(self):
         with pytest.raises(ParamsError, match="MAX_PATTERN_LENGTH"):
