@@ -30,7 +30,7 @@ else
         services/regex_format/rules.py|services/regex_format/presets.py)
             tests=(tests/services/regex_format/test_rules.py tests/services/regex_format/test_presets.py) ;;
         services/common/tags.py)
-            tests=(tests/services/test_degenerate_text.py) ;;
+            tests=(tests/services/common/test_tags.py tests/services/test_degenerate_text.py) ;;
         services/math_equiv/extract.py|services/math_equiv/numeric.py|services/math_equiv/words.py)
             tests=(tests/services/math_equiv/test_extract.py tests/services/math_equiv/test_words.py
                    tests/services/math_equiv/test_scorer.py) ;;
