@@ -5,8 +5,8 @@ import random
 import unicodedata
 
 import pytest
-from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider import cider_scorer
+from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider.cider_scorer import precook
 
 from services.clip_cider.cider import CiderD, document_frequencies, load_corpus, ngram_counts
@@ -78,14 +78,14 @@ class TestAgainstPycocoevalcap:
         cider = CiderD(document_frequencies(sets), len(sets))
         ours = [cider.score(["dog"], s) for s in sets]
         assert ours == pytest.approx(pycoco(["dog", "dog"], refs), abs=1e-9)
-        tokens = "a dog runs on the big red table".split()
+        tokens = ["a", "dog", "runs", "on", "the", "big", "red", "table"]
         assert ngram_counts(tokens) == precook(" ".join(tokens))
 
     def test_no_reference_is_refused_by_name(self):
         cider = CiderD.from_reference_sets([[["a"]]])
-        with pytest.raises(ValueError, match="^CIDEr-D needs at least one reference$"):
+        with pytest.raises(ValueError, match=r"^CIDEr-D needs at least one reference$"):
             cider.score(["a"], [])
-        with pytest.raises(ValueError, match="^CIDEr-D needs at least one reference set to count document frequencies$"):
+        with pytest.raises(ValueError, match=r"^CIDEr-D needs at least one reference set to count document frequencies$"):
             CiderD({}, 0)
 
     def test_edge_cases_agree(self):

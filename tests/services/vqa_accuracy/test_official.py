@@ -94,7 +94,7 @@ class TestVqaAccuracy:
         assert vqa_accuracy("cat", ["cat", "cat"])[0] == pytest.approx(1 / 3)
 
     def test_one_answer_is_refused(self):
-        with pytest.raises(ValueError, match="^the official accuracy needs at least two human answers$"):
+        with pytest.raises(ValueError, match=r"^the official accuracy needs at least two human answers$"):
             vqa_accuracy("cat", ["cat"])
 
 
