@@ -2,6 +2,7 @@
 
 import functools
 import random
+import re
 import unicodedata
 
 import pytest
@@ -10,7 +11,8 @@ from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.cider.cider_scorer import precook
 
 from services.clip_cider.cider import CiderD, document_frequencies, load_corpus, ngram_counts
-from services.clip_cider.text import extract_explanation, tokenize
+from services.clip_cider.ptb import tokenize_ptb
+from services.clip_cider.text import check_tag_name, extract_explanation, tokenize, tokenizer_for
 from tests.services.clip_cider.support import GOLDEN, GOLDEN_PATH
 
 VOCAB = [
@@ -110,7 +112,25 @@ class TestTokenize:
         assert tokenize(decomposed) == tokenize(composed) == ["con", "mèo", "đang", "ngủ", "trên", "bàn"]
 
 
+    def test_tokenizers_by_name(self):
+        assert tokenizer_for("default") is tokenize
+        assert tokenizer_for("ptb") is tokenize_ptb
+
+
 class TestExplanation:
+    def test_the_tag_is_found_whatever_its_case(self):
+        text = "<Explain>a dog</EXPLAIN><answer>yes</answer>"
+        assert extract_explanation(text, "explain") == "a dog"
+
+    @pytest.mark.parametrize("tag", ["explain", "Why_2", "a-b"])
+    def test_tag_names_allowed(self, tag):
+        assert check_tag_name(tag) == tag
+
+    @pytest.mark.parametrize("tag", ["2why", "ex plain", "a>b", ""])
+    def test_tag_names_refused_with_the_rule(self, tag):
+        with pytest.raises(ValueError, match=f"^tag name {re.escape(repr(tag))} must be letters, digits"):
+            check_tag_name(tag)
+
     def test_last_explain_tag_wins(self):
         text = "<explain>first</explain><answer>yes</answer><explain>\n the second one\n</explain>"
         assert extract_explanation(text, "explain") == "the second one"
