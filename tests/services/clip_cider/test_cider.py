@@ -59,7 +59,7 @@ class TestAgainstPycocoevalcap:
         ours = [cider.score(c.split(), [r.split() for r in rs]) for c, rs in zip(cands, refs, strict=True)]
         assert ours == pytest.approx(pycoco(cands, refs), abs=1e-9)
 
-    @pytest.mark.parametrize(("n", "sigma"), [(1, 6.0), (2, 6.0), (3, 2.5), (4, 1.0)])
+    @pytest.mark.parametrize(("n", "sigma"), [(1, 6.0), (2, 6.0), (3, 2.5), (4, 1.0), (5, 6.0)])
     def test_other_orders_and_length_penalties_agree(self, n, sigma, monkeypatch):
         # pycocoevalcap's CiderScorer takes `n` but cooks n-grams with its default of 4
         # (`cook_append` calls `cook_refs(refs)` without it): pass its own `n` through.
@@ -75,13 +75,20 @@ class TestAgainstPycocoevalcap:
         assert ours == pytest.approx(pycoco(cands, refs, n=n, sigma=sigma), abs=1e-9)
 
     def test_defaults_are_pycocoevalcaps(self):
-        refs = [["a dog runs on the big red table"], ["dog"]]
+        refs = [["a dog runs on the big red table", "a dog"], ["a cat sleeps"], ["a man near the street"]]
+        cands = ["a dog runs on the table", "a big cat sleeps on a red table today", "man"]
         sets = [[r.split() for r in rs] for rs in refs]
         cider = CiderD(document_frequencies(sets), len(sets))
-        ours = [cider.score(["dog"], s) for s in sets]
-        assert ours == pytest.approx(pycoco(["dog", "dog"], refs), abs=1e-9)
+        ours = [cider.score(c.split(), s) for c, s in zip(cands, sets, strict=True)]
+        assert ours == pytest.approx(pycoco(cands, refs), abs=1e-9)
+        assert min(ours) > 0.0  # every order and the length penalty weigh in
         tokens = ["a", "dog", "runs", "on", "the", "big", "red", "table"]
         assert ngram_counts(tokens) == precook(" ".join(tokens))
+        theirs = cider_scorer.CiderScorer()
+        for rs in refs:
+            theirs.cook_append(None, rs)
+        theirs.compute_doc_freq()
+        assert document_frequencies(sets) == theirs.document_frequency
 
     def test_no_reference_is_refused_by_name(self):
         cider = CiderD.from_reference_sets([[["a"]]])
