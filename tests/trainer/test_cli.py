@@ -70,7 +70,7 @@ def test_serve_prints_urls_and_stops_all_on_interrupt():
         assert line.split() == ["regex_format", f"http://127.0.0.1:{base}"]
         assert httpx.get(f"http://127.0.0.1:{base}/readyz").status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=90) == 0  # a hang guard: stopping takes the services' 5 s drain grace
         wait_until(lambda: _refused(f"http://127.0.0.1:{base}/healthz"), "the service stopped with serve")
     finally:
         for p in family:
