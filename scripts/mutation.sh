@@ -58,10 +58,17 @@ mkdir -p "$work"
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
     | tar -xf - -C "$work"
 quoted() { printf '"%s", ' "$@"; }
+# Tests may read any file of the checkout (docs, recipes, data): mutmut runs them in mutants/.
+others=()
+for entry in "$work"/* "$work"/.[!.]*; do
+    name=${entry##*/}
+    case $name in proto|services|integrations|trainer|tests|pyproject.toml|mutants|'.[!.]*') ;; *) others+=("$name") ;; esac
+done
 cat >> "$work/pyproject.toml" <<EOF
 
 [tool.mutmut]
 source_paths = ["proto", "services", "integrations", "trainer"]
+also_copy = [$(quoted "${others[@]}")]
 only_mutate = ["$module"]
 pytest_add_cli_args_test_selection = [$(quoted "${tests[@]}")]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q", "-x"]
