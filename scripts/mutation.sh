@@ -10,7 +10,8 @@
 # It prints killed / survived / equivalent, the surviving mutants' diffs, and exits 1 when fewer
 # than 95 % of the non-equivalent mutants are killed. Equivalent mutants (no input can tell them
 # apart from the original) are listed, one a line with why, in tests/mutation-equivalents.md.
-# MUTATION_KEEP=DIR keeps the scratch copy in DIR (`cd DIR && mutmut show NAME` to look further).
+# MUTATION_KEEP=DIR keeps the scratch copy in DIR (`cd DIR && mutmut show NAME` to look further);
+# DIR is emptied first.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
@@ -53,7 +54,8 @@ fi
 
 work=${MUTATION_KEEP:-$(mktemp -d)}
 [ -n "${MUTATION_KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
-mkdir -p "$work"
+# Always from scratch: mutmut keeps results and test coverage in mutants/ and would reuse them.
+rm -rf "$work" && mkdir -p "$work"
 # The checkout as git sees it (tracked and new files, nothing ignored), so no stale mutants/ or venv.
 (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - 2>/dev/null) \
     | tar -xf - -C "$work"
