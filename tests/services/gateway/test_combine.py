@@ -22,7 +22,7 @@ from services.common.errors import ServiceError
 from services.common.scoring import Batch
 from services.gateway.combine import Combined, Gateway, NoParams, _Service
 from services.gateway.extract import Extractor
-from tests.helpers import ROOT, await_until
+from tests.helpers import ROOT, await_until, free_port
 
 
 class Scripted:
@@ -269,6 +269,20 @@ ready_poll_s: 0.01
             assert sample(gw, "rewardstack_gateway_service_calls_total", service=name, outcome="ok") == 1
             spent = sample(gw, "rewardstack_gateway_service_seconds_sum", service=name)
             assert 0 <= spent <= time.perf_counter() - began  # the call's own duration
+
+    def test_a_service_whose_readyz_does_not_answer_keeps_the_gateway_not_ready(self):
+        dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
+        gw = Gateway(GatewayConfig(rewards=[{"name": "gone", "url": dead}], ready_poll_s=60))
+        gw.load()
+
+        async def scenario():
+            await gw.start()
+            try:
+                return gw.not_ready_reason()
+            finally:
+                await gw.stop()
+
+        assert asyncio.run(scenario()) == f"reward services not ready: gone ({dead}: ConnectError)"
 
     def test_before_the_first_poll_nothing_is_ready(self):
         gw = gateway({"fmt": answers(1.0), "ans": answers(1.0)})
