@@ -68,8 +68,10 @@ class TestAgainstPycocoevalcap:
         # Lengths differ a lot here, so the length penalty (on bigram counts) weighs in.
         rng = random.Random(n)
         refs = [[sentence(rng, 1, 4), sentence(rng, 8, 14)] for _ in range(6)]
-        cands = [sentence(rng, 0, 14) for _ in range(6)] + ["dog"]
+        cands = [sentence(rng, 0, 14) for _ in range(6)] + ["dog", "a dog is on the table near it"]
         refs.append(["dog a dog is on the table near the big red dog"])
+        # n-grams of every order shared by two reference sets: their document frequency is 2, not 1.
+        refs.append(["a dog is on the table near the big red dog"])
         cider = CiderD.from_reference_sets([[r.split() for r in rs] for rs in refs], n=n, sigma=sigma)
         ours = [cider.score(c.split(), [r.split() for r in rs]) for c, rs in zip(cands, refs, strict=True)]
         assert ours == pytest.approx(pycoco(cands, refs, n=n, sigma=sigma), abs=1e-9)
