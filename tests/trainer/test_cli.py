@@ -61,6 +61,9 @@ def test_serve_prints_urls_and_stops_all_on_interrupt():
         [sys.executable, "-m", "trainer", "serve", "regex_format", "--base-port", str(base)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
+        # A suite started in the background (`cmd &` without job control) ignores SIGINT, and
+        # children inherit that: serve gets Ctrl-C's default meaning back, as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     family = [psutil.Process(proc.pid)]
     try:
@@ -70,7 +73,7 @@ def test_serve_prints_urls_and_stops_all_on_interrupt():
         assert line.split() == ["regex_format", f"http://127.0.0.1:{base}"]
         assert httpx.get(f"http://127.0.0.1:{base}/readyz").status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=90) == 0  # a hang guard: stopping takes the services' 5 s drain grace
+        assert proc.wait(timeout=90) == 0  # a hang guard: stopping waits out the services' 5 s drain grace
         wait_until(lambda: _refused(f"http://127.0.0.1:{base}/healthz"), "the service stopped with serve")
     finally:
         for p in family:
