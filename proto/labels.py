@@ -102,14 +102,17 @@ def image_entry(value: str | dict[str, str]) -> tuple[str, ImageData]:
             data = ImageData.model_validate(value)
         except ValidationError as exc:
             raise BadSample(f"image: {exc.errors()[0]['msg']}") from None
+    elif not isinstance(value, str):
+        raise BadSample(f"image must be a path, base64 or an object, not {type(value).__name__}")
     elif value.startswith("data:"):
-        data = ImageData(b64=value.split(",", 1)[-1])
+        _, comma, payload = value.partition(",")  # RFC 2397: the data follows the first comma
+        if not comma:
+            raise BadSample("image: a data: URI needs a comma before its base64 data")
+        data = ImageData(b64=payload)
     elif _looks_base64(value):
         data = ImageData(b64=value)
-    elif isinstance(value, str):
-        data = ImageData(path=value)
     else:
-        raise BadSample(f"image must be a path, base64 or an object, not {type(value).__name__}")
+        data = ImageData(path=value)
     key = data.b64 if data.b64 is not None else f"path:{data.path}"
     return hashlib.sha256(key.encode()).hexdigest()[:32], data
 

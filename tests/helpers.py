@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import subprocess
@@ -39,12 +40,62 @@ async def hang(cancelled: list) -> None:
         raise
 
 
-def eventually(cond, timeout_s: float = 10.0) -> None:
-    """Wait until `cond()` is true; fail after `timeout_s` (a hang guard, not a timing claim)."""
+def wait_until(condition, what: str, *, timeout_s: float = 60.0, interval_s: float = 0.01) -> None:
+    """Poll `condition()` until it is true; fail naming `what` if it is not after `timeout_s`.
+
+    The timeout only guards against a hang: it is many times what the condition ever takes.
+    """
     deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout_s:g}s"
+        time.sleep(interval_s)
+
+
+async def await_until(condition, what: str, *, timeout_s: float = 60.0, interval_s: float = 0.01) -> None:
+    """`wait_until` inside a coroutine: polls without blocking the event loop; `condition` may be async."""
+    async def check() -> bool:
+        seen = condition()
+        return await seen if inspect.isawaitable(seen) else seen
+
+    deadline = time.monotonic() + timeout_s
+    while not await check():
+        assert time.monotonic() < deadline, f"{what}: not reached within {timeout_s:g}s"
+        await asyncio.sleep(interval_s)
+
+
+def finishes(fn, *, timeout_s: float = 60.0):
+    """fn()'s result, from a daemon thread; fails if fn runs past `timeout_s` (a hang, not slowness).
+
+    For linear-time claims: the quadratic or exponential version they rule out would take hours,
+    so a guard of many times the expected milliseconds tells them apart on any machine.
+    """
+    result: dict = {}
+
+    def target():
+        try:
+            result["value"] = fn()
+        except BaseException as exc:  # handed to the caller's thread below
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    assert not thread.is_alive(), f"still running after {timeout_s:g}s"
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def metric(text: str, sample: str, default: float | None = None) -> float:
+    """The value of Prometheus `sample` (`name` or `name{label="v"}`) in /metrics text.
+
+    `default` stands for a labelled sample not yet seen (a counter whose label has no count yet).
+    """
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    assert default is not None, f"{sample} not in /metrics"
+    return default
 
 
 def free_port() -> int:

@@ -58,6 +58,8 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
     if hasattr(scorer, "register_metrics"):
         scorer.register_metrics(metrics.registry)
     gate = Gate(settings.max_concurrency, settings.max_queue, settings.retry_after_s)
+    # Read at scrape time: a value set when a request got its slot was stale while others waited.
+    metrics.queued.set_function(lambda: gate.waiting)
     thread_limiter = anyio.CapacityLimiter(settings.max_concurrency)
     env_prefix = settings.model_config.get("env_prefix", "")
 
@@ -102,7 +104,6 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
         try:
             _check_ready(state, scorer)
             async with gate.slot():
-                metrics.queued.set(gate.waiting)
                 with metrics.in_flight.track_inprogress():
                     response = await _score(request, arrived, scorer, settings, thread_limiter,
                                             metrics)
@@ -124,7 +125,6 @@ def create_app(scorer: Scorer, settings: ServiceSettings) -> FastAPI:
             headers = {"x-request-id": request_id}
         metrics.requests.labels(str(status)).inc()
         metrics.latency.observe(time.perf_counter() - started)
-        metrics.queued.set(gate.waiting)
         return Response(body, status_code=status, media_type="application/json", headers=headers)
 
     @app.get("/v1/info", **ROUTE_DOCS["info"])

@@ -80,6 +80,11 @@ class WorkerPool:
         with self._lock:
             return len(self._live)
 
+    @property
+    def idle(self) -> int:
+        """Workers waiting for a task (alive minus busy)."""
+        return self._idle.qsize()
+
     def pids(self) -> list[int]:
         with self._lock:
             return [w.proc.pid for w in self._live if w.proc.pid is not None]

@@ -52,10 +52,8 @@ def _in_sequence(text: str, tags: tuple[str, ...]) -> bool:
         gap = text[pos:start]
         if start < pos or (gap and (i == 0 or not gap.isspace())):
             return False
-        end = text.index(closing)
-        if end < start + len(opening):
-            return False
-        pos = end + len(closing)
+        # Content is non-blank (block_found), so each closing comes after its own opening.
+        pos = text.index(closing) + len(closing)
     return pos == len(text)
 
 

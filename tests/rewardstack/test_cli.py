@@ -1,17 +1,18 @@
 """The rewardstack CLI as a user runs it: score a file, bad input, a service that is down, serve."""
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
+import psutil
 
 from rewardstack.cli import main
 from rewardstack.example import EXAMPLE_FILE
-from tests.helpers import ROOT, free_port, serve_app
+from tests.helpers import ROOT, free_port, serve_app, wait_until
 
 
 def test_score_writes_every_line_back_with_rewards(tmp_path, capsys):
@@ -73,22 +74,34 @@ def test_serve_prints_urls_and_stops_all_on_interrupt():
         [sys.executable, "-m", "rewardstack", "serve", "regex_format", "--base-port", str(base)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL, text=True,
+        # A suite started in the background (`cmd &` without job control) ignores SIGINT, and
+        # children inherit that: serve gets Ctrl-C's default meaning back, as in a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+    family = [psutil.Process(proc.pid)]
     try:
         line = proc.stdout.readline()
+        # The services serve started (in sessions of their own): reaped below whatever happens.
+        family += family[0].children(recursive=True)
         assert line.split() == ["regex_format", f"http://127.0.0.1:{base}"]
         assert httpx.get(f"http://127.0.0.1:{base}/readyz").status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
-        time.sleep(0.2)
-        try:
-            httpx.get(f"http://127.0.0.1:{base}/healthz", timeout=1)
-            raise AssertionError("service still running after serve stopped")
-        except httpx.ConnectError:
-            pass
+        assert proc.wait(timeout=90) == 0  # a hang guard: stopping waits out the services' 5 s drain grace
+        wait_until(lambda: _refused(f"http://127.0.0.1:{base}/healthz"), "the service stopped with serve")
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for p in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+
+
+def _refused(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=5)
+    except httpx.ConnectError:
+        return True
+    return False
 
 
 def test_help_explains_every_command(capsys):

@@ -4,6 +4,7 @@ tests/data/ptb/ptb_golden.jsonl holds what pycocoevalcap 1.2's PTBTokenizer (Sta
 3.4.1) returned for each sentence in tests/data/ptb/sentences.txt (see tests/data/README.md).
 """
 
+import importlib
 import json
 import random
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from pycocoevalcap.cider.cider import Cider
 
 from proto.models import ScoreItem
+from services.clip_cider import ptb
 from services.clip_cider.cider import CiderD
 from services.clip_cider.ptb import tokenize_ptb
 from services.clip_cider.scorer import ClipCiderParams
@@ -33,6 +35,18 @@ def test_golden_file_covers_the_sentences():
 @pytest.mark.parametrize("row", GOLDEN, ids=IDS)
 def test_tokens_equal_the_java_tokenizer(row):
     assert tokenize_ptb(row["sentence"]) == row["tokens"]
+
+
+def test_the_rule_table_built_afresh_tokenizes_the_same():
+    # RULES are built once, when the module is imported; building them again here is what puts
+    # the rule builder itself under test. Every rule goes through the one builder, so sentences
+    # using a trailing context (n't, 's), a pushed-back match (cannot), a rewritten token
+    # (brackets, dashes) and capitals cover what it does.
+    rows = [row for row in GOLDEN if any(c.isupper() for c in row["sentence"])
+            and ({"n't", "'s", "-lrb-", "--"} & set(row["tokens"]) or "cannot" in row["sentence"].lower())]
+    assert len(rows) >= 40
+    fresh = importlib.reload(ptb)
+    assert [fresh.tokenize_ptb(row["sentence"]) for row in rows] == [row["tokens"] for row in rows]
 
 
 class TestWhatDiffersFromTheDefault:

@@ -196,21 +196,26 @@ class TestAuth:
 
 
 def test_score_runs_off_the_event_loop():
-    """A long CPU-bound batch must not block probes."""
-    with serve_app(make_app()) as base:
+    """A probe is answered while a scoring call is provably still running (blocked in the scorer)."""
+    app = make_app()
+    toy = app.state.scorer
+    with serve_app(app) as base:
         result = {}
 
-        def slow():
-            result["r"] = post(base, {"items": [{"completion": "sleep:1.0"}]})
-        t = threading.Thread(target=slow)
+        def held():
+            result["r"] = post(base, {"items": [{"completion": "hold"}]})
+        t = threading.Thread(target=held)
         t.start()
-        import time
-        time.sleep(0.2)
-        started = time.perf_counter()
-        assert httpx.get(f"{base}/healthz").status_code == 200
-        assert time.perf_counter() - started < 0.5
-        t.join()
-        assert result["r"].status_code == 200
+        try:
+            assert toy.holding.wait(60), "the scoring call never reached the scorer"
+            # Scoring on the event loop would block this probe until the release below.
+            probe = httpx.get(f"{base}/healthz", timeout=30)
+            still_scoring = not toy.release.is_set() and t.is_alive()
+        finally:
+            toy.release.set()
+            t.join(60)
+        assert probe.status_code == 200 and still_scoring
+        assert result["r"].status_code == 200 and result["r"].json()["rewards"] == [1.0]
 
 
 def test_raw_socket_garbage_does_not_kill_service():

@@ -6,9 +6,18 @@ import time
 
 import httpx
 
-from tests.helpers import service_process
+from tests.helpers import await_until, metric, service_process, wait_until
 
 SCORE = "/v1/score"
+
+
+async def _admitted(client, url, sent: int) -> None:
+    """Wait until the service has taken in all `sent` requests: scoring, queued or answered."""
+    async def seen():
+        text = (await client.get(f"{url}/metrics")).text
+        answered = metric(text, 'rewardstack_requests_total{status="200"}', default=0.0)
+        return metric(text, "rewardstack_in_flight") + metric(text, "rewardstack_queued") + answered == sent
+    await await_until(seen, f"all {sent} requests admitted")
 
 
 async def _poll_during_grace(client, url, proc, until_s: float) -> tuple[list[int], list[httpx.Response]]:
@@ -35,7 +44,7 @@ def test_sigterm_with_50_in_flight_answers_all_and_shows_the_drain():
                     httpx.AsyncClient(timeout=5) as prober:
                 body = {"items": [{"completion": "sleep:0.25"}, {"completion": "len:abc"}]}
                 inflight = [asyncio.create_task(client.post(f"{url}{SCORE}", json=body)) for _ in range(50)]
-                await asyncio.sleep(0.4)  # all 50 are admitted: 8 scoring, the rest queued
+                await _admitted(prober, url, 50)  # 8 scoring, the rest queued
                 proc.send_signal(signal.SIGTERM)
                 seen = await _poll_during_grace(prober, url, proc, grace * 0.75)
                 return await asyncio.gather(*inflight), seen
@@ -64,7 +73,7 @@ def test_requests_still_queued_at_the_drain_timeout_get_503_with_retry_after():
             async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=20)) as client:
                 body = {"items": [{"completion": "sleep:0.8"}]}
                 inflight = [asyncio.create_task(client.post(f"{url}{SCORE}", json=body)) for _ in range(10)]
-                await asyncio.sleep(0.4)
+                await _admitted(client, url, 10)
                 proc.send_signal(signal.SIGTERM)
                 return await asyncio.gather(*inflight)
 
@@ -80,13 +89,12 @@ def test_requests_still_queued_at_the_drain_timeout_get_503_with_retry_after():
 
 
 def test_a_second_sigterm_skips_the_grace():
-    env = {"TOY_APP": "1", "TOY_DRAIN_GRACE_S": "30"}
+    env = {"TOY_APP": "1", "TOY_DRAIN_GRACE_S": "60"}
     with service_process("tests.services.common.toy:app", env) as (url, proc):
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        assert httpx.get(f"{url}/readyz").status_code == 503
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 503, "/readyz says draining")
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)  # well before the 30 s grace
+        proc.wait(timeout=30)  # a hang guard, and half the grace the second signal skips
 
 
 def test_readyz_turns_503_while_draining():

@@ -29,9 +29,10 @@ RELEASE = threading.Event()
 
 
 class ToyScorer:
-    """`len:<text>` -> len(text) * scale; `sleep:<s>` -> sleeps; `boom` -> an item error;
-    `hold` -> blocks until RELEASE is set; `left` -> milliseconds left before the request's
-    deadline (-1 without one); `crash` / `upstream` / `badparam` -> whole-request failures."""
+    """`len:<text>` -> len(text) * scale; `sleep:<s>` -> sleeps; `hold` -> sets `holding` and waits
+    for `release` or RELEASE (a test then knows scoring is under way); `left` -> milliseconds left
+    before the request's deadline (-1 without one); `boom` -> an item error;
+    `crash` / `upstream` / `badparam` -> whole-request failures of each kind."""
 
     name = "toy"
     version = "0.0.1"
@@ -40,6 +41,7 @@ class ToyScorer:
 
     def __init__(self):
         self.loaded = False
+        self.holding, self.release = threading.Event(), threading.Event()
 
     def load(self):
         self.loaded = True
@@ -61,13 +63,19 @@ class ToyScorer:
         return score_each(batch.items, lambda it: self._one(it.completion, batch.params.scale, batch))
 
     def _one(self, command: str, scale: float, batch: Batch) -> Scored:
-        if command == "hold":
-            RELEASE.wait(30)
-            return Scored.ok(1.0)
         if command == "left":
             return Scored.ok(-1 if batch.deadline is None else (batch.deadline - time.monotonic()) * 1000)
         if command.startswith("sleep:"):
             time.sleep(float(command.split(":", 1)[1]))
+            return Scored.ok(1.0)
+        if command == "hold":
+            self.holding.set()
+            # A hang guard, not a pace: the test sets `release` (this scorer) or RELEASE (every
+            # scorer, for tests that never see the instance) as soon as it has looked.
+            guard = time.monotonic() + 60
+            while not (self.release.wait(0.005) or RELEASE.is_set()):
+                if time.monotonic() > guard:
+                    return Scored.ok(0.0)
             return Scored.ok(1.0)
         if command == "boom":
             raise ValueError("item-level bug")

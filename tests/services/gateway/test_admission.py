@@ -9,7 +9,7 @@ import contextlib
 import httpx
 import pytest
 
-from tests.helpers import serve_app
+from tests.helpers import await_until, serve_app
 from tests.services.gateway import payloads as p
 from tests.services.gateway.support import rewards, services
 
@@ -45,11 +45,16 @@ def test_a_draining_gateway_refuses_new_samples_with_retry_after(svc, path, body
 
 def test_samples_past_the_queue_are_told_to_come_back(svc):
     # One place, no queue, and a long coalescing window that keeps the first sample in its place.
-    with gateway_app(rewards(svc), {"max_concurrency": 1, "max_queue": 0}, coalesce_ms=800) as (url, _):
+    with gateway_app(rewards(svc), {"max_concurrency": 1, "max_queue": 0}, coalesce_ms=1000) as (url, app):
+        coalescers = [s.coalescer for s in app.state.gateway._services.values()]
+
+        async def first_is_held():
+            return any(c._pending for c in coalescers)
+
         async def both():
             async with httpx.AsyncClient(base_url=url, timeout=30) as client:
                 first = asyncio.create_task(client.post("/slime/reward", json=p.slime_single()))
-                await asyncio.sleep(0.3)
+                await await_until(first_is_held, "the first sample waits in a coalescing window")
                 second = await client.post("/openrlhf/get_reward", json=p.openrlhf_single())
                 return await first, second
 

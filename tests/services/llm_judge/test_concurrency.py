@@ -62,17 +62,21 @@ class TestCache:
     def test_call_runs_on_for_the_others_when_its_first_caller_leaves(self):
         cache, calls = JudgeCache(16), []
 
-        async def call():
-            calls.append(1)
-            await asyncio.sleep(0.05)
-            return Scored.ok(1.0)
-
         async def go():
+            release = asyncio.Event()
+
+            async def call():
+                calls.append(1)
+                await release.wait()
+                return Scored.ok(1.0)
+
             owner = asyncio.create_task(cache.get_or_call("k", call))
-            await asyncio.sleep(0.01)
+            while not calls:  # the owner's call is under way
+                await asyncio.sleep(0)
             waiter = asyncio.create_task(cache.get_or_call("k", call))
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # the waiter now waits on the owner's call
             owner.cancel()
+            release.set()
             return await waiter
 
         assert asyncio.run(go()) == (Scored.ok(1.0), "inflight") and len(calls) == 1
@@ -201,7 +205,8 @@ class TestClientPool:
                     await release.wait()
 
             tasks = [asyncio.create_task(hold()) for _ in range(21)]
-            await asyncio.sleep(0.05)
+            for _ in range(100):  # no I/O: a few turns of the loop let every task that can enter do so
+                await asyncio.sleep(0)
             admitted = len(held)
             release.set()
             await asyncio.gather(*tasks)

@@ -14,7 +14,7 @@ from proto.models import ItemStatus, ScoreResponse
 from services.common.app import create_app
 from services.common.scoring import Batch
 from services.llm_judge.scorer import JudgeParams, LlmJudgeScorer
-from tests.helpers import serve_app
+from tests.helpers import await_until, serve_app
 from tests.services.llm_judge.fake_openai import FakeOpenAI, chat, graded, held
 from tests.services.llm_judge.support import item, scorer_for, settings_for
 
@@ -43,13 +43,6 @@ def completions(n: int, slow_at: set[int]) -> list:
     return [item(f"<answer>yes</answer> {'SLOW' if i in slow_at else ''} #{i}") for i in range(n)]
 
 
-async def eventually(cond, timeout_s: float = HANG_GUARD_S) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
-
-
 def run(scenario):
     return asyncio.run(asyncio.wait_for(scenario(), HANG_GUARD_S))
 
@@ -68,7 +61,7 @@ class TestDeadline:
             first = await scorer.score(Batch(items, {}, JudgeParams(), time.monotonic() + 1.0))
             calls = fake.calls
             slow.set()  # the upstream answers the two slow calls now, after the deadline
-            await eventually(lambda: late(scorer, "cached") == 2)
+            await await_until(lambda: late(scorer, "cached") == 2, "both late answers cached")
             again = await scorer.score(Batch(items, {}, JudgeParams(), time.monotonic() + 1.0))
             await scorer.aclose()
             return first, calls, again
@@ -107,7 +100,7 @@ class TestDeadline:
             await scorer.score(Batch(items, {}, JudgeParams(), time.monotonic() + 0.5))
             kept = scorer.cache.late_calls
             slow.set()
-            await eventually(lambda: late(scorer, "cached") == 1)
+            await await_until(lambda: late(scorer, "cached") == 1, "the late answer cached")
             await scorer.aclose()
             return kept
 

@@ -2,6 +2,7 @@
 
 import hashlib
 
+import jsonschema
 import pytest
 
 from services.common.scoring import Scored
@@ -144,11 +145,20 @@ class TestPrecheck:
         for rubric in (self.default, self.lenient):
             got = precheck(text, rubric)
             assert got is not None and got.reward == 0.0, (text, rubric.name)
+        # Without an answer block the lenient rubric judges the whole completion: it says why.
+        assert precheck(text, self.lenient).reason == "no answer: only a string known to fool judges"
 
     @pytest.mark.parametrize("text", ["<answer></answer>", "<answer> : </answer>",
                                       "<think>x</think><answer>Thought process:</answer>"])
     def test_vacuous_answer_block_scores_zero(self, text):
         assert precheck(text, self.default).reward == 0.0
+
+    @pytest.mark.parametrize(("text", "reason"), [
+        ("<answer></answer>", "no answer: the answer block is empty"),
+        ("<answer> : </answer>", "no answer: the answer is only a string known to fool judges"),
+    ])
+    def test_each_zero_says_why(self, text, reason):
+        assert precheck(text, self.default) == Scored.ok(0.0, reason=reason)
 
     def test_real_answers_go_to_the_judge(self):
         assert precheck(GOOD, self.default) is None
@@ -170,6 +180,7 @@ class TestExtract:
     def test_score_line_or_lone_number_clamped(self, reply, raw, value):
         got = extract_score(reply, (0.0, 1.0), structured=False)
         assert got.raw == pytest.approx(raw) and got.normalised == pytest.approx(value)
+        assert got.clamped == pytest.approx(min(max(raw, 0.0), 1.0))
 
     @pytest.mark.parametrize("reply", ["", "The answer is correct.", "<think>0.9</think>", "nan"])
     def test_no_number_is_none_not_zero(self, reply):
@@ -189,10 +200,34 @@ class TestExtract:
     def test_structured(self, reply, value):
         assert extract_score(reply, (0.0, 1.0), structured=True).normalised == pytest.approx(value)
 
+    def test_structured_after_thinking_aloud(self):
+        reply = '<think>0.2? no, 0.9</think>{"reason": "close", "score": 0.9}'
+        assert extract_score(reply, (0.0, 1.0), structured=True).raw == 0.9
+
     @pytest.mark.parametrize("reply", ["0.4", '{"reason": "x"}', '{"score": true}', "[0.4]",
                                        '{"score": "high"}', '{"score": NaN}'])
     def test_structured_needs_a_json_score(self, reply):
         assert extract_score(reply, (0.0, 1.0), structured=True) is None
+
+    def test_schema_is_a_strict_openai_json_schema(self):
+        # OpenAI's strict structured outputs: every property required, no others allowed.
+        fmt = score_schema((0.0, 1.0))
+        assert fmt["type"] == "json_schema"
+        assert fmt["json_schema"]["name"] == "judge_score" and fmt["json_schema"]["strict"] is True
+        schema = fmt["json_schema"]["schema"]
+        jsonschema.Draft202012Validator.check_schema(schema)
+        valid = jsonschema.Draft202012Validator(schema)
+        assert valid.is_valid({"reason": "it matches", "score": 0.5})
+        for bad in ({"score": 0.5}, {"reason": "r"}, {"reason": "r", "score": 0.5, "extra": 1},
+                    {"reason": 3, "score": 0.5}, {"reason": "r", "score": 2.0}, [0.5]):
+            assert not valid.is_valid(bad), bad
+        assert set(schema["required"]) == set(schema["properties"]) == {"reason", "score"}
+
+    def test_schema_and_prompt_ask_for_the_same_reply(self):
+        reason = score_schema((0.0, 1.0))["json_schema"]["schema"]["properties"]["reason"]["description"]
+        assert f"<{reason}>" in reply_rule((0.0, 1.0), structured=True)
+        # The extractor reads one `Score:` line; the prompt must say there is to be only one.
+        assert reply_rule((0.0, 1.0), False).endswith("write no other line that starts with `Score:`.")
 
     def test_schema_and_rule_follow_the_scale(self):
         schema = score_schema((1.0, 10.0))["json_schema"]["schema"]

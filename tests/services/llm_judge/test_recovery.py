@@ -1,12 +1,12 @@
 """After a refused key the judge re-probes its upstream with bounded back-off and becomes ready by itself."""
 
 import asyncio
-import time
 
 import httpx
 
 from services.llm_judge import reprobe
 from services.llm_judge.reprobe import KeyProber
+from tests.helpers import wait_until
 from tests.services.llm_judge.fake_openai import chat, http_error
 from tests.services.llm_judge.support import GOOD
 from tests.services.llm_judge.test_service import judge_service
@@ -14,22 +14,21 @@ from tests.services.llm_judge.test_service import judge_service
 ITEMS = [{"completion": GOOD, "reference": "yes", "prompt": "Are there granulomas?"}]
 
 
-def _wait_ready(url: str, limit_s: float = 30.0) -> httpx.Response:
-    deadline = time.monotonic() + limit_s
-    while True:
-        resp = httpx.get(f"{url}/readyz")
-        if resp.status_code == 200 or time.monotonic() > deadline:
-            return resp
-        time.sleep(0.05)
+def _wait_ready(url: str) -> httpx.Response:
+    wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, "/readyz turns 200")
+    return httpx.get(f"{url}/readyz")
 
 
 def test_401_then_the_key_works_again_makes_the_service_ready_by_itself(fake):
-    # The scored call and the first two probes are refused; the key then works (fake's default).
-    fake.script(http_error(401, "No auth credentials found"), http_error(401), http_error(401))
-    fake.default = chat("1")
+    # The scored call and every probe are refused until the key works again (below), so what
+    # /readyz says meanwhile does not depend on how fast the probes come.
+    fake.script(http_error(401, "No auth credentials found"))
+    fake.default = http_error(401)
     with judge_service(fake, reprobe_min_s=0.05, reprobe_max_s=0.2) as url:
         refused = httpx.post(f"{url}/v1/score", json={"items": ITEMS})
+        wait_until(lambda: fake.calls >= 3, "two re-probes refused")
         meanwhile = httpx.get(f"{url}/readyz")
+        fake.default = chat("1")
         ready = _wait_ready(url)
         after = httpx.post(f"{url}/v1/score", json={"items": ITEMS})
     assert refused.status_code == 503 and refused.json()["error"]["type"] == "not_ready"
@@ -38,7 +37,7 @@ def test_401_then_the_key_works_again_makes_the_service_ready_by_itself(fake):
     assert "LLM_JUDGE_API_KEY" in why and "re-probe" in why
     assert ready.status_code == 200
     assert after.status_code == 200 and after.json()["rewards"] == [1.0]
-    probes = [seen.body for seen in fake.requests[1:4]]
+    probes = [seen.body for seen in fake.requests[1:-1]]
     assert all(p["max_tokens"] == 1 for p in probes), "a probe must cost one output token at most"
 
 
@@ -46,11 +45,8 @@ def test_a_key_still_refused_keeps_the_service_not_ready(fake):
     fake.default = http_error(403, "key revoked")
     with judge_service(fake, reprobe_min_s=0.05, reprobe_max_s=0.1) as url:
         httpx.post(f"{url}/v1/score", json={"items": ITEMS})
-        deadline = time.monotonic() + 10
-        while fake.calls < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: fake.calls >= 4, "the upstream re-probed")
         ready = httpx.get(f"{url}/readyz")
-    assert fake.calls >= 4, "the upstream was not re-probed"
     assert ready.status_code == 503 and "re-probed" in ready.json()["error"]["message"]
 
 

@@ -12,7 +12,7 @@ from services.common.scoring import Batch
 from services.math_equiv.pool import DEADLINE, WorkerPool
 from services.math_equiv.scorer import MathEquivParams, MathEquivScorer
 from services.math_equiv.settings import MathEquivSettings
-from tests.helpers import eventually, serve_app
+from tests.helpers import serve_app, wait_until
 from tests.services.math_equiv.test_timeouts import PATHOLOGICAL, wait_until_full
 
 # Far above every deadline below: the deadline, not the time limit, is what stops the workers.
@@ -44,7 +44,7 @@ def test_finished_items_are_scored_and_the_stuck_one_is_a_timeout(scorer):
     assert [r.reward for r in got] == [None, 1.0, 0.0]
     assert got[0].status == ItemStatus.timeout and got[0].reason.startswith("deadline:")
     # The worker is killed as the answer leaves, not before it.
-    eventually(lambda: scorer.pool.events["deadline_kills"] == killed + 1)
+    wait_until(lambda: scorer.pool.events["deadline_kills"] == killed + 1, "the stuck worker killed")
 
 
 def test_items_still_waiting_for_a_worker_are_never_sent(scorer):
@@ -53,7 +53,7 @@ def test_items_still_waiting_for_a_worker_are_never_sent(scorer):
     got = score_by(scorer, 1.0, *[(HANG, "1")] * 3)
     assert [r.status for r in got] == [ItemStatus.timeout] * 3
     # Two workers were busy and are killed; the third item never reached one.
-    eventually(lambda: scorer.pool.events["deadline_kills"] >= killed + 2)
+    wait_until(lambda: scorer.pool.events["deadline_kills"] >= killed + 2, "both stuck workers killed")
     wait_until_full(scorer.pool)
     assert scorer.pool.events["deadline_kills"] == killed + 2
 

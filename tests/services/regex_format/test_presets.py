@@ -2,7 +2,9 @@
 
 Cases are written here after the behaviour those projects' test suites assert (TRL
 tests/test_rewards.py::TestThinkFormatReward; open-r1 tests/test_rewards.py format_reward and
-tag_count_reward). The originals' regexes, as their sources state them, are the oracle for a
+tag_count_reward). TRL's `think_format_reward` is called (trl is a dev dependency); open-r1 is
+not a package on PyPI, so its two functions are stated below as its source
+(src/open_r1/rewards.py) states them. Both are the oracle for every literal case and for a
 randomised comparison on strings built from the tags' own pieces.
 """
 
@@ -10,6 +12,7 @@ import random
 import re
 
 import pytest
+from trl.rewards import think_format_reward
 
 from proto.models import ScoreItem
 from services.common.scoring import Batch
@@ -17,9 +20,24 @@ from services.regex_format.presets import openr1_format, openr1_tag_count, trl_t
 from services.regex_format.scorer import RegexFormatParams, RegexFormatScorer
 from services.regex_format.settings import RegexFormatSettings
 
-# The patterns as the two projects' sources state them; only ever run on short test strings.
-TRL_THINK = re.compile(r"^<think>(?!.*<think>)(.*?)</think>.*$", re.DOTALL | re.MULTILINE)
-OPENR1_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>$", re.DOTALL | re.MULTILINE)
+
+def trl_think(text: str) -> float:
+    return think_format_reward([[{"role": "assistant", "content": text}]])[0]
+
+
+def openr1_format_reward(text: str) -> float:
+    """open-r1's `format_reward` on one completion, as its source states it (short strings only)."""
+    pattern = r"^<think>\n.*?\n</think>\n<answer>\n.*?\n</answer>$"
+    return 1.0 if re.match(pattern, text, re.DOTALL | re.MULTILINE) else 0.0
+
+
+def openr1_tag_count_reward(text: str) -> float:
+    """open-r1's `tag_count_reward` on one completion, as its source states it."""
+    count = 0.0
+    for marker in ("<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>"):
+        if text.count(marker) == 1:
+            count += 0.25
+    return count
 
 
 def score(completion: str, mode: str):
@@ -38,7 +56,8 @@ class TestTrlThinkFormat:
         "<think>r</think></think> twice closed",
     ])
     def test_accepted(self, text):
-        assert score(text, "trl_think_format").reward == 1.0
+        assert score(text, "trl_think_format").reward == trl_think(text) == 1.0
+        assert score(text, "trl_think_format").parts == {"think": 1.0}
 
     @pytest.mark.parametrize("text", [
         "<think>\nnever closed\nanswer",
@@ -52,7 +71,8 @@ class TestTrlThinkFormat:
         "",
     ])
     def test_rejected(self, text):
-        assert score(text, "trl_think_format").reward == 0.0
+        assert score(text, "trl_think_format").reward == trl_think(text) == 0.0
+        assert score(text, "trl_think_format").parts == {"think": 0.0}
 
     def test_free_text_after_think_is_what_differs_from_think_answer(self):
         text = "<think>r</think>The answer is 4."
@@ -66,9 +86,14 @@ class TestOpenR1Format:
         "<think>\nI count:\n1. a bus\n2. a car\n\nTwo in all.\n</think>\n<answer>\n2\n</answer>",
         "<think>\n\n</think>\n<answer>\n\n</answer>",
         "<think>\nr\n</think>\n<answer>\n4\n</answer>\ntrailing line",
+        # The earliest middle counts: a tail after it, then a second middle with no tail.
+        "<think>\na\n</think>\n<answer>\nb\n</answer>\n</think>\n<answer>\nc",
+        # The first tail is not at a line's end, a later one is.
+        "<think>\na\n</think>\n<answer>\nb\n</answer>x\n</answer>\n\n</answer>y",
     ])
     def test_accepted(self, text):
-        assert score(text, "openr1_format").reward == 1.0
+        assert score(text, "openr1_format").reward == openr1_format_reward(text) == 1.0
+        assert score(text, "openr1_format").parts == {"match": 1.0}
 
     @pytest.mark.parametrize("text", [
         "<think>just thinking</think>",
@@ -80,9 +105,12 @@ class TestOpenR1Format:
         "<think>\nr\n</think>\n<answer>\n4\n</answer> trailing on the same line",
         "\n<think>\nr\n</think>\n<answer>\n4\n</answer>",
         "<think>\n</think>\n<answer>\n4\n</answer>",
+        # A tail before the middle does not count, only one after it.
+        "<think>\nx\n</answer>\n</think>\n<answer>\n4",
     ])
     def test_rejected(self, text):
-        assert score(text, "openr1_format").reward == 0.0
+        assert score(text, "openr1_format").reward == openr1_format_reward(text) == 0.0
+        assert score(text, "openr1_format").parts == {"match": 0.0}
 
     def test_think_answer_disagrees_on_newlines(self):
         text = "<think>r</think><answer>4</answer>"
@@ -103,7 +131,7 @@ class TestOpenR1TagCount:
     ])
     def test_quarter_per_marker_present_once(self, text, expected):
         result = score(text, "openr1_tag_count")
-        assert result.reward == expected
+        assert result.reward == openr1_tag_count_reward(text) == expected
         assert sum(result.parts.values()) * 0.25 == expected
 
     def test_differs_from_partial_think_answer(self):
@@ -117,18 +145,14 @@ class TestOpenR1TagCount:
 PIECES = ["<think>", "</think>", "<answer>", "</answer>", "\n", "x", " ", "<", ">", "/"]
 
 
-def _openr1_count(text: str) -> float:
-    markers = ["<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>"]
-    return 0.25 * sum(text.count(m) == 1 for m in markers)
-
-
-def test_agree_with_the_original_regexes_on_random_strings():
+def test_agree_with_the_originals_on_random_strings():
     rng = random.Random(11)
-    for _ in range(4000):
-        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 14)))
-        assert trl_think_format(text).score == float(TRL_THINK.match(text) is not None), repr(text)
-        assert openr1_format(text).score == float(OPENR1_FORMAT.match(text) is not None), repr(text)
-        assert openr1_tag_count(text).score == _openr1_count(text), repr(text)
+    texts = ["".join(rng.choice(PIECES) for _ in range(rng.randint(0, 14))) for _ in range(4000)]
+    trl = think_format_reward([[{"role": "assistant", "content": t}] for t in texts])
+    for text, want in zip(texts, trl, strict=True):
+        assert trl_think_format(text).score == want, repr(text)
+        assert openr1_format(text).score == openr1_format_reward(text), repr(text)
+        assert openr1_tag_count(text).score == openr1_tag_count_reward(text), repr(text)
 
 
 def test_long_adversarial_input_is_scanned_not_backtracked():

@@ -26,6 +26,15 @@ class TestAnls:
     def test_both_empty_is_identical(self):
         assert anls("", [""]) == 1.0
 
+    def test_docvqa_boundary_still_cuts_below_the_threshold(self):
+        # "abcd" vs "axyz": similarity 0.25 < 0.5, zero under the leaderboard script's rule too.
+        assert anls("abcd", ["axyz"], boundary="docvqa") == 0.0
+
+    def test_case_is_lowered_not_raised(self):
+        # ANLS lower-cases both sides (the DocVQA script's `.lower()`): "ß" stays one letter,
+        # while upper-casing would make it "SS" and equal to "ss".
+        assert anls("ß", ["SS"]) == 0.0
+
 
 class TestNormalize:
     def test_vietnamese_diacritics_survive(self):
@@ -96,6 +105,10 @@ class TestFuzzy:
         score, sim = fuzzy_score("colour", ["color"], threshold=0.5)
         assert sim == pytest.approx(2 * 5 / 11)
         assert score == sim
+
+    def test_a_similarity_equal_to_the_threshold_is_kept(self):
+        assert fuzzy_score("Red", ["red"], threshold=1.0) == (1.0, 1.0)
+        assert fuzzy_score("colour", ["color"], threshold=10 / 11) == (10 / 11, 10 / 11)
 
     def test_below_threshold_is_zero(self):
         score, sim = fuzzy_score("colour", ["color"], threshold=0.95)

@@ -27,6 +27,11 @@ class TestProcessPunctuation:
         # "? " occurs once, so every "?" goes, including the one inside "a?b".
         assert process_punctuation("a?b ? c") == "ab  c"
 
+    @pytest.mark.parametrize("text", ["a? b", "a ?b"])
+    def test_a_space_on_one_side_is_enough(self, text):
+        # vqaEval.py: `(p + " " in inText or " " + p in inText)`.
+        assert process_punctuation(text) == "a b"
+
     def test_mark_not_touching_a_space_becomes_a_space(self):
         assert process_punctuation("black/white") == "black white"
 
@@ -80,11 +85,16 @@ class TestVqaAccuracy:
     def test_newlines_and_tabs_in_answers_are_cleaned(self):
         assert vqa_accuracy("yes", ["yes\n", "\tyes"] * 5)[0] == 1.0
 
+    @pytest.mark.parametrize("prediction", ["red\nwine", "red\twine"])
+    def test_newlines_and_tabs_inside_are_spaces(self, prediction):
+        # Unanimous answers skip the processing: only the newline/tab cleaning makes these equal.
+        assert vqa_accuracy(prediction, ["red wine"] * 10) == (1.0, 10)
+
     def test_short_lists_cap_below_one_as_official(self):
         assert vqa_accuracy("cat", ["cat", "cat"])[0] == pytest.approx(1 / 3)
 
     def test_one_answer_is_refused(self):
-        with pytest.raises(ValueError, match="at least two"):
+        with pytest.raises(ValueError, match=r"^the official accuracy needs at least two human answers$"):
             vqa_accuracy("cat", ["cat"])
 
 
