@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 PROTOCOL_VERSION = "1.0"
 # A deadline longer than a day is a mistake in units, not a budget.
@@ -63,7 +63,7 @@ class ScoreRequest(_Strict):
     """One batch to score. Each distinct image travels once, however many items share it."""
 
     items: list[ScoreItem] = Field(min_length=1)
-    deadline_ms: int | None = Field(
+    deadline_ms: StrictInt | None = Field(
         default=None, ge=1, le=MAX_DEADLINE_MS,
         description="Time budget of this request in milliseconds, counted from the moment the "
         "service receives it, on the service's own monotonic clock (a relative budget, so the "

@@ -125,7 +125,7 @@ class TestService:
         info = ServiceInfo.model_validate_json(httpx.get(f"{url}/v1/info").content)
         assert info.limits.deadline_grace_ms is not None and info.limits.deadline_grace_ms > 0
 
-    @pytest.mark.parametrize("bad", [0, -5, 1.5, "soon"])
+    @pytest.mark.parametrize("bad", [0, -5, 1.5, "soon", True, "3000"])
     def test_bad_deadline_is_a_validation_error(self, url, bad):
         resp = post(url, {"items": [{"completion": "len:a"}], "deadline_ms": bad})
         assert resp.status_code == 422
