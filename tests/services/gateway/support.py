@@ -1,11 +1,18 @@
-"""Real reward services behind a gateway, each wrapped to record the /v1/score bodies it received."""
+"""What the gateway's tests share: real reward services wrapped to record the /v1/score bodies they
+received, and scripted stand-ins whose coalescers answer at once with a set outcome."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Iterator
 
+from prometheus_client import CollectorRegistry
+
+from proto.gateway_config import GatewayConfig
+from proto.models import ItemDetail, ItemStatus, ScoreItem
+from services.gateway.combine import Combined, Gateway
 from tests.helpers import serve_app
 
 
@@ -74,3 +81,51 @@ def gateway(entries: list[dict], **config) -> Iterator[tuple[str, object]]:
     app = create_gateway_app(GatewayConfig(rewards=entries, **config), settings)
     with serve_app(app) as url:
         yield url, app.state.gateway
+
+
+class Scripted:
+    """Stands in for a gateway service: its coalescer answers every submit with `outcome`."""
+
+    def __init__(self, entry, outcome):
+        self.entry, self.outcome, self.coalescer, self.not_ready = entry, outcome, self, None
+
+    def submit(self, items, images):
+        future = asyncio.get_running_loop().create_future()
+        if isinstance(self.outcome, BaseException):
+            future.set_exception(self.outcome)
+        else:
+            future.set_result(self.outcome(items))
+        return future
+
+
+def answers(*rewards, reason=None, parts=None):
+    """An outcome giving these rewards, null ones `unscorable` with `reason`."""
+    def outcome(items):
+        assert len(items) == len(rewards)
+        details = [ItemDetail(parts=parts or {}) if r is not None
+                   else ItemDetail(status=ItemStatus.unscorable, reason=reason) for r in rewards]
+        return list(rewards), details
+    return outcome
+
+
+def scripted_gateway(outcomes: dict, weights: dict | None = None, on_error: dict | None = None) -> Gateway:
+    entries = [{"name": n, "url": f"http://{n}.invalid", "weight": (weights or {}).get(n, 1.0),
+                "on_error": (on_error or {}).get(n, "skip")} for n in outcomes]
+    gw = Gateway(GatewayConfig(rewards=entries))
+    gw.registry = CollectorRegistry()  # kept for `sample`
+    gw.register_metrics(gw.registry)
+    gw.load()
+    gw._services = {e.name: Scripted(e, outcomes[e.name]) for e in gw.entries}
+    return gw
+
+
+def items(n: int) -> list[ScoreItem]:
+    return [ScoreItem(completion=str(i)) for i in range(n)]
+
+
+def combine(gw: Gateway, n: int) -> list[Combined]:
+    return asyncio.run(gw.combine(items(n), {}))
+
+
+def sample(gw: Gateway, name: str, **labels) -> float | None:
+    return gw.registry.get_sample_value(name, labels)
