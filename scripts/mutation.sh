@@ -45,7 +45,7 @@ else
         services/llm_judge/extract.py|services/llm_judge/precheck.py)
             tests=(tests/services/llm_judge/test_score_line.py tests/services/llm_judge/test_pieces.py) ;;
         services/gateway/combine.py)
-            tests=(tests/services/gateway/test_combine.py) ;;
+            tests=(tests/services/gateway/test_combine.py tests/services/gateway/test_combine_lifecycle.py) ;;
         services/gateway/extract.py|proto/labels.py)
             tests=(tests/services/gateway/test_extract.py) ;;
         *) echo "no test selection for $module: name the tests after it" >&2; exit 2 ;;

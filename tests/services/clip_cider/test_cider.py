@@ -92,6 +92,13 @@ class TestAgainstPycocoevalcap:
         theirs.compute_doc_freq()
         assert document_frequencies(sets) == theirs.document_frequency
 
+    def test_the_reference_vector_cache_is_bounded(self):
+        # A long-running service sees new references every step: an unbounded cache only grows.
+        cider = CiderD.from_reference_sets([[["a"]]])
+        assert cider.score(["a"], [["a"]]) == cider.score(["a"], [["a"]])
+        info = cider._reference_vector.cache_info()
+        assert info.hits >= 1 and info.maxsize is not None
+
     def test_no_reference_is_refused_by_name(self):
         cider = CiderD.from_reference_sets([[["a"]]])
         with pytest.raises(ValueError, match=r"^CIDEr-D needs at least one reference$"):

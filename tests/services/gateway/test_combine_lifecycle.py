@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 import time
+import types
 
 from prometheus_client import CollectorRegistry
 
+from proto.client import RewardServiceError
 from proto.gateway_config import GatewayConfig
-from proto.models import ImageData, ScoreItem
+from proto.models import ImageData, ItemDetail, ScoreItem
 from services.common.scoring import Batch
 from services.gateway.combine import Gateway, NoParams, _Service
 from services.gateway.extract import Extractor
@@ -132,3 +135,70 @@ ready_poll_s: 0.01
         gw.metrics.child(gw.metrics.batch, "fmt").observe(3)
         assert sample(gw, "rewardstack_gateway_batch_items_sum", service="fmt") == 3
         assert sample(gw, "rewardstack_gateway_service_seconds_count", service="fmt") == 1
+
+
+class _Limits:
+    """The one service a poll may fit to: ready or not, its /v1/info limits or an error."""
+
+    def __init__(self, ready=None, error=None):
+        self.not_ready, self.error, self.info_calls = ready, error, 0
+
+    async def ready(self):
+        return self.not_ready
+
+    async def info(self):
+        self.info_calls += 1
+        if self.error is not None:
+            raise self.error
+        return types.SimpleNamespace(limits=types.SimpleNamespace(max_batch=256, max_concurrency=1))
+
+
+class TestFitting:
+    @staticmethod
+    def service(client, **config):
+        gw = Gateway(GatewayConfig(rewards=[{"name": "fmt", "url": "http://fmt.invalid"}], **config))
+        gw.load()
+        gw._services = {e.name: _Service(e, gw.setup, None) for e in gw.entries}  # as start() builds them
+        svc = gw._services["fmt"]
+        svc.client = client
+        return gw, svc
+
+    def test_a_ready_service_is_fitted_once_to_its_concurrency(self):
+        gw, svc = self.service(_Limits())
+        asyncio.run(gw._poll_once())
+        asyncio.run(gw._poll_once())
+        assert (svc.fitted, svc.coalescer.max_in_flight, svc.client.info_calls) == (True, 1, 1)
+
+    def test_a_service_not_ready_is_not_asked_its_limits(self):
+        gw, svc = self.service(_Limits(ready="starting"))
+        asyncio.run(gw._poll_once())
+        assert (svc.not_ready, svc.fitted, svc.client.info_calls, svc.coalescer.max_in_flight) == (
+            "starting", False, 0, 4)
+
+    def test_unreadable_limits_are_logged_naming_the_reward_and_retried(self, caplog):
+        gw, svc = self.service(_Limits(error=RewardServiceError("fmt", "http://fmt.invalid", "boom")))
+        with caplog.at_level(logging.WARNING, logger="services.gateway.combine"):
+            asyncio.run(gw._poll_once())
+            asyncio.run(gw._poll_once())
+        assert (svc.fitted, svc.client.info_calls) == (False, 2)
+        assert caplog.messages[0] == ("reward 'fmt': /v1/info unreadable, its limits not known yet: "
+                                      "reward service 'fmt' at http://fmt.invalid gave no answer: boom")
+
+    def test_the_configured_max_batch_flushes_before_the_window(self):
+        _, svc = self.service(_Limits(), coalesce_ms=1000, max_batch=2)
+        sent = []
+
+        class Client:
+            async def score(self, items, images=None, params=None):
+                sent.append(len(items))
+                return types.SimpleNamespace(rewards=[1.0] * len(items),
+                                             details=[ItemDetail() for _ in items])
+
+        svc.coalescer.client = Client()
+
+        async def scenario():
+            futures = [svc.coalescer.submit(items(1), {}) for _ in range(2)]
+            return await asyncio.wait_for(asyncio.gather(*futures), 0.5)  # far inside the 1 s window
+
+        asyncio.run(scenario())
+        assert sent == [2]

@@ -7,7 +7,7 @@ import base64
 import pytest
 
 from proto.gateway_config import ExtractConfig, GatewayConfig, GatewayConfigError
-from proto.labels import BadSample, image_entry, item_from, prompt_text
+from proto.labels import BadSample, image_entry, item_from, plain, prompt_text
 from proto.models import ImageData
 from services.gateway.extract import Extractor
 from tests.services.gateway import payloads as p
@@ -156,3 +156,27 @@ def test_config_refuses_duplicate_names_and_parts_of_unknown_rewards():
         GatewayConfig(rewards=[entry, entry])
     with pytest.raises(ValueError, match="log_parts names no reward"):
         GatewayConfig(rewards=[entry], log_parts={"b": ["x"]})
+
+
+class TestPlain:
+    """verl hands labels and reward_kwargs over as OmegaConf containers and numpy arrays."""
+
+    def test_omegaconf_and_numpy_become_plain_python(self):
+        import numpy as np
+        from omegaconf import OmegaConf
+
+        cfg = OmegaConf.create({"gateway": "http://g", "weights": {"fmt": 0.5}, "answers": ["a", "b"]})
+        got = plain({"cfg": cfg, "ids": np.array([1, 2]), "n": np.int64(3), "pair": ("x", b"y")})
+        assert got == {"cfg": {"gateway": "http://g", "weights": {"fmt": 0.5}, "answers": ["a", "b"]},
+                       "ids": [1, 2], "n": 3, "pair": ["x", b"y"]}
+        assert type(got["cfg"]) is dict and type(got["cfg"]["answers"]) is list and type(got["n"]) is int
+
+    def test_anything_with_items_is_a_mapping_and_keys_become_strings(self):
+        class Pairs:  # a mapping-like object that is no Mapping (as some config types are)
+            def items(self):
+                return [(1, ("v",)), ("k", "w")]
+
+        assert plain(Pairs()) == {"1": ["v"], "k": "w"}
+
+    def test_text_stays_text(self):
+        assert plain("abc") == "abc" and plain(b"abc") == b"abc" and plain(None) is None
