@@ -140,7 +140,8 @@ class VqaAccuracyScorer:
     """Scores short answers; pure CPU work, so `score` is a plain function run in a thread."""
 
     name = "vqa_accuracy"
-    version = "1.1.0"
+    # 1.2: a list reference is a set of accepted answers by default (annotators only when asked).
+    version = "1.2.0"
     score_range = (0.0, 1.0)
     params_model = VqaAccuracyParams
 
