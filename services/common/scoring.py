@@ -124,9 +124,8 @@ def score_each(
     running a scorer stops between items instead of finishing work nobody waits for.
     """
     out: list[Scored] = []
-    at = _deadline.get()
     for item in items:
-        if at is not None and time.monotonic() >= at:
+        if deadline_passed():
             out.append(Scored.timeout(DEADLINE_REASON))
             continue
         try:
@@ -173,10 +172,15 @@ class DeadlinePassed(Exception):
     """The request's deadline passed: a shared helper stops the scorer's work for the request."""
 
 
+def deadline_passed() -> bool:
+    """Whether the request being scored in this context is past its deadline."""
+    at = _deadline.get()
+    return at is not None and time.monotonic() >= at
+
+
 def check_deadline() -> None:
     """Raise DeadlinePassed when the request being scored is past its deadline (else nothing)."""
-    at = _deadline.get()
-    if at is not None and time.monotonic() >= at:
+    if deadline_passed():
         raise DeadlinePassed(DEADLINE_REASON)
 
 
