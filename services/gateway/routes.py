@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from proto.labels import BadSample, item_from
 from proto.models import ErrorType, ImageData, ScoreItem
+from proto.sample_rewards import fallback_answer
 from services.common.errors import ServiceError, error_payload, validation_message
 from services.common.limits import check_json_size
 from services.gateway.combine import Combined, Gateway
@@ -149,10 +150,7 @@ async def _slime(gateway: Gateway, raw: bytes, _max_batch: int) -> dict[str, Any
     item, images = item_from(gateway.extractor.strip_end(req.response), req.prompt, req.label)
     (combined,) = await gateway.combine([item], images)
     gateway.count_fallbacks("slime", [combined])
-    fallback = gateway.setup.fallback
-    answer: dict[str, Any] = {"score": gateway.total(combined, fallback)}
-    for e in gateway.entries:
-        r = combined.rewards[e.name]
-        answer[e.name] = fallback if r is None else r
-    answer["unscored"] = int(combined.unscored)
+    weights = {e.name: e.weight for e in gateway.entries}
+    answer: dict[str, Any] = fallback_answer(combined.rewards, weights, gateway.setup.fallback)
+    answer["unscored"] = int(answer["unscored"])  # slime's reward dict has always carried an int here
     return answer
